@@ -1,0 +1,180 @@
+"""AutoencoderTransformer: a deterministic encoder and decoder."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import StrOptions
+from torch import nn
+
+from ._base import BaseAutoencoder, check_unit_interval
+from ._networks import mlp
+
+
+class _AutoencoderModel(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.reconstruction_loss = loss
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Mean reconstruction loss per feature; ``generator`` is unused."""
+        output = self.decoder(self.encoder(x))
+        if self.reconstruction_loss == "binary_crossentropy":
+            return F.binary_cross_entropy_with_logits(output, x)
+        return F.mse_loss(output, x)
+
+
+class AutoencoderTransformer(BaseAutoencoder):
+    """Nonlinear dimensionality reduction with an autoencoder.
+
+    A multilayer-perceptron encoder maps each sample to ``n_components``
+    numbers and a mirrored decoder maps them back; both are trained with Adam
+    to reconstruct the data. Before training the data are centred per feature
+    and divided by one global scale, so any units work.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the code (the latent dimension).
+    hidden_layer_sizes : array-like of int, default=(256, 64)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
+"leaky_relu"}, default="relu"
+        Activation between layers.
+    loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
+        Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
+        a probability, requires X in [0, 1] and decodes through a sigmoid.
+    batch_size : int or "auto", default=256
+        Minibatch size; ``"auto"`` is ``min(256, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    tol : float, default=1e-4
+        Training stops when the loss (per feature) or, with early stopping, the
+        validation score has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop on its score and
+        keep the best weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    shuffle : bool, default=True
+        Shuffle the samples at each epoch.
+    verbose : bool, default=False
+        Print one line per epoch: loss, validation score and seconds.
+    device : str, default="auto"
+        Torch device for training and inference: ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``, ``"mps"`` or ``"auto"`` (a GPU when there is one).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation and shuffling. The global torch RNG is not
+        touched.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        Maps standardized data ``(X - mean_) / scale_`` to codes.
+    decoder_ : torch.nn.Module
+        Maps codes to standardized reconstructions (logits with
+        ``loss="binary_crossentropy"``).
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature means removed before encoding.
+    scale_ : float
+        Global scale divided out before encoding.
+    n_iter_ : int
+        Epochs run.
+    loss_ : float
+        Last epoch's mean training loss per feature.
+    loss_curve_ : list of float
+        Mean training loss per feature at each epoch.
+    validation_scores_ : list of float
+        Negative validation loss at each epoch (only with early stopping).
+    best_validation_score_ : float
+        Best of ``validation_scores_`` (only with early stopping).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    VAETransformer : A variational autoencoder with a probabilistic latent space.
+    sklearn.decomposition.PCA : The linear counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import AutoencoderTransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(n_components=2, max_iter=5, random_state=0)
+    >>> codes = ae.fit_transform(X / 16)
+    >>> codes.shape
+    (1797, 2)
+    >>> ae.inverse_transform(codes).shape
+    (1797, 64)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseAutoencoder._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "binary_crossentropy"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256, 64),
+        activation="relu",
+        loss="squared_error",
+        batch_size=256,
+        max_iter=200,
+        learning_rate_init=1e-3,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        verbose=False,
+        device="auto",
+        random_state=None,
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            learning_rate_init=learning_rate_init,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            verbose=verbose,
+            device=device,
+            random_state=random_state,
+        )
+        self.loss = loss
+
+    @property
+    def _standardizes(self) -> bool:
+        # Cross-entropy models the raw values as probabilities.
+        return self.loss == "squared_error"
+
+    def _check_data(self, X: np.ndarray) -> None:
+        if self.loss == "binary_crossentropy":
+            check_unit_interval(X, "loss='binary_crossentropy'")
+
+    def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
+        sizes = [n_features, *hidden, self.n_components]
+        encoder = mlp(sizes, self.activation)
+        decoder = mlp(sizes[::-1], self.activation)
+        return _AutoencoderModel(encoder, decoder, self.loss)
+
+    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        return torch.func.functional_call(self.encoder_, params, (x,))
+
+    def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(output) if not self._standardizes else output

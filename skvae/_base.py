@@ -1,0 +1,449 @@
+"""What the autoencoder and the VAE share: parameters, validation, the path
+from arrays to tensors and back, and the fit/partial_fit plumbing."""
+
+import copy
+import warnings
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import nn
+
+from ._networks import ACTIVATIONS
+from ._training import History, make_optimizer, train
+
+# Rows per forward pass at inference: large enough to keep the matrix
+# multiplications efficient, small enough to bound the activations' memory.
+INFERENCE_BATCH_SIZE = 16384
+
+
+TORCH_DTYPES = {
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+}
+
+
+def available_devices() -> list[str]:
+    """The torch devices this process can use, e.g. ``['cpu', 'cuda:0']``."""
+    devices = ["cpu"]
+    devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn the ``device`` parameter into a usable ``torch.device``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"device={name!r} is not a valid torch device; use 'auto', 'cpu', "
+            "'cuda', 'cuda:N' or 'mps'."
+        ) from None
+    usable = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available()
+        and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }.get(device.type, False)
+    if not usable:
+        raise ValueError(
+            f"device={name!r} is not available on this machine; "
+            f"available devices: {available_devices()}."
+        )
+    return device
+
+
+def standardize(X: np.ndarray, mean, scale: float, dtype) -> np.ndarray:
+    """``(X - mean) / scale`` in X's precision, written chunk by chunk into one
+    array of ``dtype``: float64 input never needs a second full float64 copy."""
+    out = np.empty(X.shape, dtype=dtype)
+    for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+        rows = slice(start, start + INFERENCE_BATCH_SIZE)
+        out[rows] = (X[rows] - mean) / scale
+    return out
+
+
+def check_unit_interval(X: np.ndarray, what: str) -> None:
+    """Refuse data outside [0, 1], naming the setting that requires it."""
+    low, high = X.min(initial=0.0), X.max(initial=0.0)
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{what} requires X in [0, 1], but X has values in [{low:g}, {high:g}]. "
+            "Scale the data (e.g. MinMaxScaler) or use the Gaussian default."
+        )
+
+
+def _to_cpu(state):
+    """A copy of an optimizer state dict with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_cpu(value) for value in state)
+    return state
+
+
+class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class for the autoencoder estimators; not for direct use.
+
+    Subclasses provide ``_build_model``, ``_encode`` and, when their loss needs
+    raw inputs (binary cross-entropy), ``_standardizes = False``.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "verbose": ["verbose"],
+        "device": [str],
+        "random_state": ["random_state"],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        n_components,
+        *,
+        hidden_layer_sizes,
+        activation,
+        batch_size,
+        max_iter,
+        learning_rate_init,
+        tol,
+        n_iter_no_change,
+        early_stopping,
+        validation_fraction,
+        shuffle,
+        verbose,
+        device,
+        random_state,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.learning_rate_init = learning_rate_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+
+    # -- what subclasses define -------------------------------------------------
+
+    _standardizes = True
+
+    @abstractmethod
+    def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
+        """A module with ``encoder``, ``decoder`` and ``loss(x, generator)``."""
+
+    @abstractmethod
+    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        """The deterministic code of standardized ``x``."""
+
+    def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
+        """Decoder output to the mean of p(x | z) in standardized units."""
+        return output
+
+    def _check_data(self, X: np.ndarray) -> None:
+        """Reject data the loss cannot model (e.g. outside [0, 1])."""
+
+    # -- fitting -----------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the networks on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self._check_data(X)
+        self._fit(X, first_call=True, n_epochs=self.max_iter)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one pass over X; the first call initialises the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_call = not hasattr(self, "_model")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+        self._check_data(X)
+        self._fit(X, first_call=first_call, n_epochs=1)
+        return self
+
+    def _fit(self, X: np.ndarray, *, first_call: bool, n_epochs: int) -> None:
+        hidden = self._hidden_layer_sizes()
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        init_seed, shuffle_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        if first_call:
+            mean, scale = self._standardization(X)
+            # Build the modules without touching the user's global torch RNG.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(init_seed))
+                model = self._build_model(X.shape[1], hidden)
+            optimizer_state, history = None, History()
+        else:
+            mean, scale = self.mean_, self.scale_
+            # Train copies: a failure or an interrupt leaves the fitted state intact.
+            model = copy.deepcopy(self._model)
+            optimizer_state = self._optimizer_state
+            history = copy.deepcopy(self._history)
+            shuffle_seed += len(history.loss_curve)  # a new order for each call
+
+        model.to(device)
+        optimizer = make_optimizer(model, self.learning_rate_init)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        X_train, X_val = self._split(X, mean, scale, rng, validate=first_call)
+        X_train = torch.from_numpy(X_train).to(device)
+        if X_val is not None:
+            X_val = torch.from_numpy(X_val).to(device)
+        batch_size = 256 if self.batch_size == "auto" else self.batch_size
+        batch_size = min(batch_size, len(X_train))
+        generator = torch.Generator(device=device).manual_seed(int(shuffle_seed))
+
+        converged = train(
+            model,
+            optimizer,
+            X_train,
+            X_val,
+            history=history,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            shuffle=self.shuffle,
+            generator=generator,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            check_convergence=first_call,
+            verbose=self.verbose,
+        )
+        if first_call and not converged:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+        # Keep fitted modules on the CPU so that plain pickle works everywhere.
+        model.to("cpu").eval()
+        self.mean_, self.scale_ = mean, scale
+        self._model = model
+        self._optimizer_state = _to_cpu(optimizer.state_dict())
+        self._history = history
+        self.encoder_, self.decoder_ = model.encoder, model.decoder
+        self.n_iter_ = len(history.loss_curve)
+        self.loss_curve_ = list(history.loss_curve)
+        self.loss_ = history.loss_curve[-1]
+        if history.validation_scores:
+            self.validation_scores_ = list(history.validation_scores)
+            self.best_validation_score_ = history.best_validation_score
+        self._after_fit()
+
+    def _after_fit(self) -> None:
+        """Hook for fitted attributes derived from ``_model``."""
+
+    def _hidden_layer_sizes(self) -> list[int]:
+        hidden = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object))
+        if hidden.ndim != 1 or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+            for h in hidden
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        return [int(h) for h in hidden]
+
+    def _standardization(self, X: np.ndarray) -> tuple[np.ndarray, float]:
+        """Per-feature means and one global scale, computed in float64.
+
+        A single scale (the root mean square of the centred data) makes the
+        networks see unit-sized numbers whatever the data's units (1e-8 or 1e8)
+        while keeping the features' relative weights, as PCA does; put a
+        StandardScaler first to weigh features equally.
+        """
+        if not self._standardizes:
+            return np.zeros(X.shape[1]), 1.0
+        mean = X.mean(axis=0, dtype=np.float64)
+        scale = float(np.sqrt(np.mean(np.var(X, axis=0, dtype=np.float64))))
+        if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
+            scale = 1.0  # constant data: nothing to scale
+        return mean, scale
+
+    def _split(self, X, mean, scale, rng, *, validate: bool):
+        """Standardized float32 training rows and, with early stopping, held-out
+        validation rows."""
+        X_std = standardize(X, mean, scale, np.float32)
+        if not (validate and self.early_stopping):
+            return X_std, None
+        n_val = int(round(self.validation_fraction * len(X)))
+        if n_val < 1 or n_val >= len(X):
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} "
+                f"leaves no training or no validation sample out of {len(X)}; "
+                "use more samples or early_stopping=False."
+            )
+        order = rng.permutation(len(X))
+        return X_std[order[n_val:]], X_std[order[:n_val]]
+
+    # -- inference -----------------------------------------------------------------
+
+    def _params(self, module: nn.Module, device, dtype) -> dict:
+        # Copies on the inference device and dtype, never the fitted tensors
+        # themselves: concurrent transform() calls share no mutable state.
+        dtype = TORCH_DTYPES[np.dtype(dtype)]
+        return {
+            name: tensor.to(device=device, dtype=dtype)
+            for name, tensor in module.state_dict().items()
+        }
+
+    def _inference_device(self) -> torch.device:
+        # A model fitted on a GPU must still work in a CPU-only process.
+        try:
+            return resolve_device(self.device)
+        except ValueError:
+            return torch.device("cpu")
+
+    def _batched(
+        self, function, X: np.ndarray, n_out: int, batch_size=INFERENCE_BATCH_SIZE
+    ) -> np.ndarray:
+        """Apply ``function`` (tensor -> tensor) to X in large batches, without
+        gradient tracking; the result has X's dtype."""
+        out = np.empty((len(X), n_out), dtype=X.dtype)
+        device = self._inference_device()
+        with torch.inference_mode():
+            for start in range(0, len(X), batch_size):
+                rows = slice(start, start + batch_size)
+                result = function(torch.from_numpy(X[rows]).to(device))
+                out[rows] = result.cpu().numpy()
+        return out
+
+    def transform(self, X):
+        """Encode X into the latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The codes, in the dtype of X.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X_std = standardize(X, self.mean_, self.scale_, X.dtype)
+        params = self._params(self.encoder_, self._inference_device(), X_std.dtype)
+        return self._batched(
+            lambda x: self._encode(x, params), X_std, self.n_components
+        )
+
+    def inverse_transform(self, X):
+        """Decode latent points back to the input space (the decoder's mean).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent points.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The decoded data, in the dtype of X.
+        """
+        check_is_fitted(self)
+        Z = self._validate_codes(X)
+        X_std = self._decode(Z)
+        return (X_std * self.scale_ + self.mean_).astype(Z.dtype, copy=False)
+
+    def _validate_codes(self, Z) -> np.ndarray:
+        Z = check_array(Z, dtype=[np.float64, np.float32])
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but {self.__class__.__name__} "
+                f"expects codes with n_components={self.n_components} features."
+            )
+        return Z
+
+    def _decode(self, Z: np.ndarray) -> np.ndarray:
+        """Decoder means for codes Z, in standardized units."""
+        params = self._params(self.decoder_, self._inference_device(), Z.dtype)
+        return self._batched(
+            lambda z: self._decoder_mean(
+                torch.func.functional_call(self.decoder_, params, (z,))
+            ),
+            Z,
+            self.n_features_in_,
+        )
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -1,0 +1,127 @@
+"""The one training loop shared by every estimator.
+
+The data arrive preloaded as one tensor on the training device. Each epoch
+draws one permutation from a seeded generator and slices it into batches, so
+there is no DataLoader and no per-sample Python.
+"""
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class History:
+    """What training has seen so far; kept between ``partial_fit`` calls."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    no_improvement_count: int = 0
+
+
+def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
+    """Adam with its fused kernel where this PyTorch build has one."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError):  # old torch, or device without a fused kernel
+        return torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
+
+
+def batches(n_samples: int, batch_size: int) -> int:
+    """How many batches split ``n_samples`` into near-equal parts of at most
+    ``batch_size``; near-equal avoids a noisy trailing batch of one sample."""
+    return max(1, math.ceil(n_samples / batch_size))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, batch_size: int) -> float:
+    """Mean loss of ``model`` on ``X`` with noise from a fixed seed."""
+    model.eval()
+    generator = torch.Generator(device=X.device).manual_seed(0)
+    total = torch.zeros((), device=X.device)
+    for xb in torch.tensor_split(X, batches(len(X), batch_size)):
+        total += model.loss(xb, generator) * len(xb)
+    return total.item() / len(X)
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    X_val: torch.Tensor | None,
+    *,
+    history: History,
+    n_epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    generator: torch.Generator,
+    tol: float,
+    n_iter_no_change: float,
+    check_convergence: bool,
+    verbose: bool,
+) -> bool:
+    """Run up to ``n_epochs`` epochs of Adam on ``model.loss``; return whether
+    the convergence criterion (scikit-learn's MLP rule) stopped training.
+
+    ``model`` must have a ``loss(x, generator)`` method returning the mean loss
+    of a batch. With ``X_val``, the best weights by validation score are
+    restored at the end, as MLP does with ``early_stopping``.
+    """
+    n_samples = len(X)
+    n_batches = batches(n_samples, batch_size)
+    best_state = None
+    converged = False
+    for _ in range(n_epochs):
+        start = time.perf_counter()
+        model.train()
+        if shuffle:
+            order = torch.randperm(n_samples, generator=generator, device=X.device)
+            parts = (X[idx] for idx in torch.tensor_split(order, n_batches))
+        else:
+            parts = torch.tensor_split(X, n_batches)
+        total = torch.zeros((), device=X.device)
+        for xb in parts:
+            loss = model.loss(xb, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(xb)
+        # .item() is the one host-device sync per epoch.
+        epoch_loss = total.item() / n_samples
+        if not math.isfinite(epoch_loss):
+            raise ValueError(
+                f"Training diverged: the loss became {epoch_loss} in epoch "
+                f"{len(history.loss_curve) + 1}. Try a lower learning_rate_init "
+                "or scale the data (e.g. with StandardScaler)."
+            )
+        history.loss_curve.append(epoch_loss)
+
+        message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
+        if X_val is not None:
+            score = -evaluate(model, X_val, batch_size)
+            history.validation_scores.append(score)
+            message += f", validation score = {score:.6f}"
+            improved = score >= history.best_validation_score + tol
+            if score > history.best_validation_score:
+                history.best_validation_score = score
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            improved = epoch_loss <= history.best_loss - tol
+        history.best_loss = min(history.best_loss, epoch_loss)
+        history.no_improvement_count = (
+            0 if improved else history.no_improvement_count + 1
+        )
+        if verbose:
+            print(f"{message}, {time.perf_counter() - start:.2f} s")
+        if check_convergence and history.no_improvement_count > n_iter_no_change:
+            converged = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return converged

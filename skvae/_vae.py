@@ -1,0 +1,382 @@
+"""VAETransformer: a variational autoencoder with a Gaussian latent space."""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from ._base import (
+    INFERENCE_BATCH_SIZE,
+    BaseAutoencoder,
+    check_unit_interval,
+    standardize,
+)
+from ._networks import GaussianEncoder, mlp
+
+LOG_2PI = math.log(2 * math.pi)
+
+# Floor on the decoder's noise variance, in standardized units (the data's
+# variance is 1 there): keeps the likelihood finite on data a network can
+# reconstruct exactly, such as constant columns.
+MIN_NOISE_VARIANCE = 1e-6
+
+# Importance samples in score_samples; drawn once from a fixed seed and shared
+# by every row, so scores are deterministic and independent of batching.
+N_SCORE_SAMPLES = 16
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per sample, in closed form:
+    0.5 * sum(mean^2 + sigma^2 - 1 - log sigma^2)."""
+    return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(dim=1)
+
+
+def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, variance) -> torch.Tensor:
+    """-log N(x; mean, variance * I) per sample:
+    (|x - mean|^2 / variance + D log(2 pi variance)) / 2."""
+    n_features = x.shape[-1]
+    squared_error = (x - mean).square().sum(-1)
+    return 0.5 * (
+        squared_error / variance + n_features * (LOG_2PI + torch.log(variance))
+    )
+
+
+def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """-log Bernoulli(x; sigmoid(logits)) per sample (x may be fractional)."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+class _VAEModel(nn.Module):
+    def __init__(self, encoder, decoder, likelihood: str, beta: float):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.likelihood, self.beta = likelihood, beta
+        # Gaussian decoder's noise variance, in standardized units: a running
+        # average of the per-batch estimate, used for validation and scoring.
+        self.register_buffer("noise_variance", torch.ones(()))
+
+    def negative_log_likelihood(self, x: torch.Tensor, output: torch.Tensor):
+        """-log p(x | z) per sample for decoder ``output``; while training, with
+        the noise variance that maximises this batch's likelihood."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(x, output)
+        if not self.training:
+            return gaussian_nll(x, output, self.noise_variance)
+        # The batch's maximum-likelihood noise variance (the "sigma-VAE" of
+        # Rybkin et al., 2021). A fixed variance, as in the classic
+        # mse * n_features loss, ties the balance between reconstruction and
+        # KL to the data's units; this one adapts to them.
+        variance = (x - output).detach().square().mean().clamp_min(MIN_NOISE_VARIANCE)
+        with torch.no_grad():
+            self.noise_variance.lerp_(variance, 0.02)
+        return gaussian_nll(x, output, variance)
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Negative ELBO per sample and feature, averaged over the batch."""
+        mean, logvar = self.encoder(x)
+        noise = torch.randn(
+            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+        )
+        z = mean + torch.exp(0.5 * logvar) * noise  # reparametrization
+        nll = self.negative_log_likelihood(x, self.decoder(z))
+        return (nll + self.beta * kl_divergence(mean, logvar)).mean() / x.shape[1]
+
+
+class VAETransformer(BaseAutoencoder):
+    """Nonlinear dimensionality reduction with a variational autoencoder.
+
+    The encoder maps each sample to a Gaussian posterior q(z | x) over
+    ``n_components`` latent dimensions; the decoder maps a latent point to the
+    mean of p(x | z). Both are trained with Adam on the evidence lower bound
+    (ELBO) with a standard normal prior. ``transform`` returns the posterior
+    mean, so it is deterministic; ``sample`` draws new data from the prior and
+    ``score_samples`` gives a per-sample log-likelihood bound.
+
+    The Gaussian likelihood learns its noise variance (``noise_variance_``),
+    which balances reconstruction against the KL term whatever the data's
+    scale; the data are also centred per feature and divided by one global
+    scale before training.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of latent dimensions.
+    hidden_layer_sizes : array-like of int, default=(256, 64)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
+"leaky_relu"}, default="relu"
+        Activation between layers.
+    beta : float, default=1.0
+        Weight of the KL term (1 is the true ELBO; more favours a smoother,
+        more prior-like latent space).
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        Decoder distribution. ``"bernoulli"`` treats each feature as a
+        probability, requires X in [0, 1] and decodes through a sigmoid.
+    batch_size : int or "auto", default=256
+        Minibatch size; ``"auto"`` is ``min(256, n_samples)``.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    tol : float, default=1e-4
+        Training stops when the loss (negative ELBO per feature) or, with early
+        stopping, the validation score has not improved by at least ``tol``
+        for ``n_iter_no_change`` consecutive epochs.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data, stop on its score and
+        keep the best weights.
+    validation_fraction : float, default=0.1
+        Share of the data held out when ``early_stopping=True``.
+    shuffle : bool, default=True
+        Shuffle the samples at each epoch.
+    verbose : bool, default=False
+        Print one line per epoch: loss, validation score and seconds.
+    device : str, default="auto"
+        Torch device for training and inference: ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``, ``"mps"`` or ``"auto"`` (a GPU when there is one).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and the reparametrization
+        noise. The global torch RNG is not touched.
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        Maps standardized data ``(X - mean_) / scale_`` to the posterior mean
+        and log-variance.
+    decoder_ : torch.nn.Module
+        Maps latent points to standardized means (logits with
+        ``likelihood="bernoulli"``).
+    noise_variance_ : float
+        Variance of the Gaussian likelihood, in the units of X (only with
+        ``likelihood="gaussian"``).
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature means removed before encoding.
+    scale_ : float
+        Global scale divided out before encoding.
+    n_iter_ : int
+        Epochs run.
+    loss_ : float
+        Last epoch's mean negative ELBO per feature.
+    loss_curve_ : list of float
+        Mean negative ELBO per feature at each epoch.
+    validation_scores_ : list of float
+        Validation ELBO per feature at each epoch (only with early stopping).
+    best_validation_score_ : float
+        Best of ``validation_scores_`` (only with early stopping).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    AutoencoderTransformer : A deterministic autoencoder.
+    sklearn.decomposition.PCA : The linear counterpart, also with ``score``.
+
+    References
+    ----------
+    Kingma and Welling, "Auto-Encoding Variational Bayes", ICLR 2014.
+    Burda, Grosse and Salakhutdinov, "Importance Weighted Autoencoders",
+    ICLR 2016. Rybkin, Daniilidis and Levine, "Simple and Effective VAE
+    Training with Calibrated Decoders", ICML 2021.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import VAETransformer
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VAETransformer(n_components=2, max_iter=5, random_state=0)
+    >>> codes = vae.fit_transform(X)
+    >>> codes.shape
+    (1797, 2)
+    >>> vae.sample(3, random_state=0).shape
+    (3, 64)
+    >>> vae.score_samples(X[:5]).shape
+    (5,)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseAutoencoder._parameter_constraints,
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256, 64),
+        activation="relu",
+        beta=1.0,
+        likelihood="gaussian",
+        batch_size=256,
+        max_iter=200,
+        learning_rate_init=1e-3,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        verbose=False,
+        device="auto",
+        random_state=None,
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            learning_rate_init=learning_rate_init,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            shuffle=shuffle,
+            verbose=verbose,
+            device=device,
+            random_state=random_state,
+        )
+        self.beta = beta
+        self.likelihood = likelihood
+
+    @property
+    def _standardizes(self) -> bool:
+        # A Bernoulli likelihood models the raw values as probabilities.
+        return self.likelihood == "gaussian"
+
+    def _check_data(self, X: np.ndarray) -> None:
+        if self.likelihood == "bernoulli":
+            check_unit_interval(X, "likelihood='bernoulli'")
+
+    def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
+        encoder = GaussianEncoder(
+            [n_features, *hidden, self.n_components], self.activation
+        )
+        decoder = mlp([self.n_components, *hidden[::-1], n_features], self.activation)
+        return _VAEModel(encoder, decoder, self.likelihood, self.beta)
+
+    def _after_fit(self) -> None:
+        if self.likelihood == "gaussian":
+            self.noise_variance_ = float(self._model.noise_variance) * self.scale_**2
+
+    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        return torch.func.functional_call(self.encoder_, params, (x,))[0]
+
+    def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
+
+    @validate_params(
+        {
+            "n_samples": [Interval(Integral, 1, None, closed="left")],
+            "random_state": ["random_state"],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def sample(self, n_samples=1, random_state=None):
+        """Draw latent points from the prior N(0, I) and decode them.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Decoder means of the drawn latent points (for images, the expected
+            image rather than a noisy one).
+        """
+        check_is_fitted(self)
+        rng = check_random_state(random_state)
+        return self.inverse_transform(
+            rng.standard_normal((int(n_samples), self.n_components))
+        )
+
+    def score_samples(self, X):
+        """Log-likelihood lower bound of each sample.
+
+        An importance-weighted bound (Burda et al., 2016) with
+        ``N_SCORE_SAMPLES = 16`` latent draws per sample: it is at least the
+        ELBO and closer to log p(x). The draws come from a fixed seed and are
+        shared by all rows, so the same X always gets the same scores. With a
+        Gaussian likelihood the density is in the units of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Log-likelihood bound of each sample (higher is more typical).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        if self.likelihood == "bernoulli":
+            check_unit_interval(X, "likelihood='bernoulli'")
+        X_std = standardize(X, self.mean_, self.scale_, X.dtype)
+        device = self._inference_device()
+        encoder = self._params(self.encoder_, device, X_std.dtype)
+        decoder = self._params(self.decoder_, device, X_std.dtype)
+        noise = torch.randn(
+            (N_SCORE_SAMPLES, self.n_components),
+            generator=torch.Generator().manual_seed(0),
+            dtype=torch.float64,
+        ).to(device)
+        variance = self._model.noise_variance.to(device, torch.float64)
+
+        def log_bound(x: torch.Tensor) -> torch.Tensor:
+            mean, logvar = torch.func.functional_call(self.encoder_, encoder, (x,))
+            # Likelihood terms in float64: far-out inputs must not overflow.
+            mean, logvar = mean.double(), logvar.double()
+            z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * noise  # (n, K, k)
+            output = torch.func.functional_call(
+                self.decoder_, decoder, (z.reshape(-1, self.n_components).to(x.dtype),)
+            )
+            output = output.double().reshape(len(x), N_SCORE_SAMPLES, -1)
+            x = x.double()[:, None]
+            if self.likelihood == "bernoulli":
+                log_px = -bernoulli_nll(x, output)
+            else:
+                log_px = -gaussian_nll(x, output, variance)
+            log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
+            log_qz = -0.5 * (noise.square() + LOG_2PI + logvar[:, None]).sum(-1)
+            log_weights = log_px + log_pz - log_qz
+            return torch.logsumexp(log_weights, 1, keepdim=True) - math.log(
+                N_SCORE_SAMPLES
+            )
+
+        scores = self._batched(
+            log_bound, X_std, 1, batch_size=INFERENCE_BATCH_SIZE // N_SCORE_SAMPLES
+        )[:, 0]
+        # Change of variables from standardized units back to the units of X.
+        return scores - self.n_features_in_ * math.log(self.scale_)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood bound of the samples, as ``PCA.score``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
