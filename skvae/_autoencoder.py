@@ -79,7 +79,7 @@ class AutoencoderTransformer(BaseAutoencoder):
     decoder_ : torch.nn.Module
         Maps codes to standardized reconstructions (logits with
         ``loss="binary_crossentropy"``).
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Per-feature means removed before encoding.
     scale_ : float
         Global scale divided out before encoding.
@@ -95,7 +95,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         Best of ``validation_scores_`` (only with early stopping).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     See Also

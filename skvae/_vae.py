@@ -157,7 +157,7 @@ class VAETransformer(BaseAutoencoder):
     noise_variance_ : float
         Variance of the Gaussian likelihood, in the units of X (only with
         ``likelihood="gaussian"``).
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (`n_features_in_`,)
         Per-feature means removed before encoding.
     scale_ : float
         Global scale divided out before encoding.
@@ -173,7 +173,7 @@ class VAETransformer(BaseAutoencoder):
         Best of ``validation_scores_`` (only with early stopping).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 
     See Also
@@ -293,7 +293,7 @@ class VAETransformer(BaseAutoencoder):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             Decoder means of the drawn latent points (for images, the expected
             image rather than a noisy one).
         """
