@@ -5,6 +5,7 @@ Nothing here downloads anything.
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -47,44 +48,76 @@ def load_idx(path):
     with open(path, "rb") as f:
         data = f.read()
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ValueError(
+                f"{path} is a truncated or corrupt gzip file: {exc}"
+            ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number).")
+        raise ValueError(
+            f"{path} is not an IDX file: it does not start with the magic number "
+            "0x00 0x00 <type code> <rank>."
+        )
     dtype, ndim = _IDX_DTYPES[data[2]], data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path} is truncated: its header is incomplete.")
+        raise ValueError(
+            f"{path} is truncated: its header announces {ndim} dimensions but the "
+            f"file has only {len(data)} bytes."
+        )
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "corrupt (trailing bytes)"
         raise ValueError(
-            f"{path} is truncated or corrupt: {len(data)} bytes, expected "
-            f"{expected} for an array of shape {shape}."
+            f"{path} is {problem}: {len(data)} bytes, expected {expected} for an "
+            f"array of shape {shape} and dtype {dtype.newbyteorder('=')}."
         )
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
+    array = np.frombuffer(
+        data, dtype, count=(expected - header) // dtype.itemsize, offset=header
+    )
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def save_idx(path, array):
-    """Write ``array`` to an uncompressed IDX file (used by tests and tools).
+    """Write ``array`` to an IDX file, gzipped when ``path`` ends in ``.gz``.
 
     Parameters
     ----------
     path : str or path-like
         Destination file.
     array : ndarray
-        Array of a dtype the IDX format supports.
+        Array of a dtype the IDX format supports (uint8, int8, int16, int32,
+        float32 or float64), of rank at most 255.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from skvae.datasets import load_idx, save_idx
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.idx.gz")
+    >>> save_idx(path, np.ones((2, 3, 4), dtype=np.float32))
+    >>> load_idx(path).shape
+    (2, 3, 4)
     """
     array = np.asarray(array)
     codes = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
     code = codes.get(array.dtype.newbyteorder("="))
     if code is None:
         raise ValueError(f"IDX cannot store dtype {array.dtype}.")
-    big_endian = array.astype(_IDX_DTYPES[code], copy=False)
+    if array.ndim > 255:
+        raise ValueError(f"IDX stores arrays of rank at most 255, not {array.ndim}.")
+    data = b"".join(
+        [
+            bytes([0, 0, code, array.ndim]),
+            np.asarray(array.shape, ">u4").tobytes(),
+            array.astype(_IDX_DTYPES[code], copy=False).tobytes(),
+        ]
+    )
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
     with open(path, "wb") as f:
-        f.write(bytes([0, 0, code, array.ndim]))
-        f.write(np.asarray(array.shape, ">u4").tobytes())
-        f.write(big_endian.tobytes())
+        f.write(data)
 
 
 def load_mnist_like(directory, kind="train"):
@@ -106,6 +139,8 @@ def load_mnist_like(directory, kind="train"):
     y : ndarray of shape (n_samples,)
         Integer labels.
     """
+    if kind not in ("train", "test", "t10k"):
+        raise ValueError(f"kind must be 'train', 'test' or 't10k', got {kind!r}.")
     prefix = "t10k" if kind in ("test", "t10k") else kind
     images = _find(directory, f"{prefix}-images-idx3-ubyte")
     labels = _find(directory, f"{prefix}-labels-idx1-ubyte")
