@@ -1,0 +1,200 @@
+"""Saving fitted estimators to files that are safe to load.
+
+``pickle`` and ``joblib`` files run code while they load, so they are only for
+files you wrote yourself; skops cannot serialise torch modules. ``save_model``
+writes tensors and plain Python values only (the estimator's parameters, the
+networks' state dict and the other fitted attributes) with ``torch.save``;
+``load_model`` reads them back with ``torch.load(weights_only=True)``, which
+refuses anything else, and rebuilds the networks from the parameters.
+"""
+
+import dataclasses
+import os
+import pickle
+from typing import IO, Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._autoencoder import AutoencoderTransformer
+from ._base import BaseAutoencoder
+from ._training import History
+from ._vae import VAETransformer
+
+FORMAT = "skvae-model"
+FORMAT_VERSION = 1
+
+# The classes load_model may build: a file names one, it cannot name others.
+ESTIMATORS = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
+
+
+def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
+    """Save a fitted estimator to a file that :func:`load_model` reads safely.
+
+    The file holds only tensors and plain Python values, written with
+    :func:`torch.save`: the estimator's parameters, its networks' state dict
+    and its other fitted attributes (``mean_``, ``loss_curve_``, the optimizer
+    state that lets ``partial_fit`` go on, ...).
+
+    Parameters
+    ----------
+    estimator : AutoencoderTransformer or VAETransformer
+        A fitted estimator.
+    file : str, path-like or binary file object
+        Where to write.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> from skvae import VAETransformer, load_model, save_model
+    >>> X = np.random.RandomState(0).normal(size=(50, 4))
+    >>> vae = VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    >>> vae = vae.fit(X)
+    >>> buffer = io.BytesIO()
+    >>> save_model(vae, buffer)
+    >>> _ = buffer.seek(0)
+    >>> loaded = load_model(buffer)
+    >>> bool(np.array_equal(loaded.transform(X), vae.transform(X)))
+    True
+    """
+    if type(estimator) not in ESTIMATORS.values():
+        raise TypeError(
+            f"save_model saves {' and '.join(ESTIMATORS)} instances, got "
+            f"{type(estimator).__name__}."
+        )
+    check_is_fitted(estimator)
+    params = estimator.get_params(deep=False)
+    modules = {id(module): path for path, module in estimator._model.named_modules()}
+    attributes = {
+        name: _encode(value, name, modules)
+        for name, value in vars(estimator).items()
+        if name not in params
+    }
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "class": type(estimator).__name__,
+            "params": {name: _encode(v, name, {}) for name, v in params.items()},
+            "state_dict": estimator._model.state_dict(),
+            "attributes": attributes,
+        },
+        file,
+    )
+
+
+def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
+    """Load an estimator written by :func:`save_model`, without running code.
+
+    The file is read with ``torch.load(weights_only=True)``, which builds only
+    tensors and plain Python values; the networks are rebuilt from the saved
+    parameters and receive the saved weights. The result is on the CPU.
+
+    Parameters
+    ----------
+    file : str, path-like or binary file object
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    estimator : AutoencoderTransformer or VAETransformer
+        The fitted estimator.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a model written by :func:`save_model` (for instance
+        a pickle, which may hold code), or its weights do not fit its
+        parameters.
+    """
+    try:
+        data = torch.load(file, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            "load_model refused the file: it holds objects other than tensors "
+            "and plain Python values (it may be a pickle or joblib file, which "
+            "can run code; load those only if you trust their source)."
+        ) from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError("The file is not an skvae model written by save_model.")
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"The file has skvae model format version {data.get('version')!r}; "
+            f"this version of skvae reads version {FORMAT_VERSION}."
+        )
+    cls = ESTIMATORS.get(data.get("class"))
+    if cls is None:
+        raise ValueError(
+            f"The file names the class {data.get('class')!r}; load_model builds "
+            f"only {sorted(ESTIMATORS)}."
+        )
+    try:
+        estimator = cls(**{name: _decode(v, {}) for name, v in data["params"].items()})
+        estimator._validate_params()
+        attributes = data["attributes"]
+        hidden = estimator._hidden_layer_sizes()
+        # Rebuilding initialises weights; keep that off the user's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            model = estimator._build_model(attributes["n_features_in_"], hidden)
+        model.load_state_dict(data["state_dict"])
+        model.eval()
+        modules = dict(model.named_modules())
+        attributes = {name: _decode(v, modules) for name, v in attributes.items()}
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"The skvae model file is inconsistent: {error}") from error
+    vars(estimator).update(attributes)
+    return estimator
+
+
+def _encode(value: Any, name: str, modules: dict[int, str]) -> Any:
+    """``value`` as tensors and plain Python values; tagged dicts mark the
+    types that need rebuilding."""
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+        return value
+    if isinstance(value, nn.Module):
+        if id(value) not in modules:
+            raise TypeError(f"Attribute {name!r} is a module outside the model.")
+        return {"__module__": modules[id(value)]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf":
+            return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+        if all(isinstance(item, str) for item in value.flat):
+            return {"__strings__": value.tolist()}
+    if isinstance(value, History):
+        return {"__history__": dataclasses.asdict(value)}
+    if isinstance(value, np.random.RandomState):
+        return {"__random_state__": _encode(value.get_state(), name, modules)}
+    if isinstance(value, dict):
+        return {key: _encode(item, name, modules) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_encode(item, name, modules) for item in value)
+    raise TypeError(
+        f"save_model cannot store attribute {name!r} of type "
+        f"{type(value).__name__} as tensors and plain values."
+    )
+
+
+def _decode(value: Any, modules: dict[str, nn.Module]) -> Any:
+    """The inverse of ``_encode``."""
+    if isinstance(value, dict):
+        if "__module__" in value:
+            return modules[value["__module__"]]
+        if "__ndarray__" in value:
+            return value["__ndarray__"].numpy()
+        if "__strings__" in value:
+            return np.asarray(value["__strings__"], dtype=object)
+        if "__history__" in value:
+            return History(**value["__history__"])
+        if "__random_state__" in value:
+            random_state = np.random.RandomState()
+            random_state.set_state(_decode(value["__random_state__"], modules))
+            return random_state
+        return {key: _decode(item, modules) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_decode(item, modules) for item in value)
+    return value
