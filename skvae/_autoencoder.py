@@ -46,8 +46,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         a probability, requires X in [0, 1] and decodes through a sigmoid.
     batch_size : int or "auto", default=256
         Minibatch size; ``"auto"`` is ``min(256, n_samples)``.
-    max_iter : int, default=200
-        Maximum number of epochs.
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. ``"auto"`` resolves to ``max_iter_``: at
+        least 60 epochs and at least 2,000 optimizer steps (small data sets
+        need more epochs; 60,000 samples get 60 epochs).
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     tol : float, default=1e-4
@@ -85,6 +87,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         Global scale divided out before encoding.
     n_iter_ : int
         Epochs run.
+    max_iter_ : int
+        The epoch limit ``fit`` used (``max_iter`` with "auto" resolved).
     loss_ : float
         Last epoch's mean training loss per feature.
     loss_curve_ : list of float
@@ -129,7 +133,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         activation="relu",
         loss="squared_error",
         batch_size=256,
-        max_iter=200,
+        max_iter="auto",
         learning_rate_init=1e-3,
         tol=1e-4,
         n_iter_no_change=10,
@@ -173,8 +177,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         decoder = mlp(sizes[::-1], self.activation)
         return _AutoencoderModel(encoder, decoder, self.loss)
 
-    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
-        return torch.func.functional_call(self.encoder_, params, (x,))
+    def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        return encoder(x)
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(output) if not self._standardizes else output

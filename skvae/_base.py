@@ -2,8 +2,10 @@
 from arrays to tensors and back, and the fit/partial_fit plumbing."""
 
 import copy
+import math
 import warnings
 from abc import abstractmethod
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,6 +28,9 @@ from ._training import History, make_optimizer, train
 # Rows per forward pass at inference: large enough to keep the matrix
 # multiplications efficient, small enough to bound the activations' memory.
 INFERENCE_BATCH_SIZE = 16384
+
+# max_iter="auto": at least this many epochs and this many optimizer steps.
+MIN_EPOCHS, MIN_STEPS = 60, 2000
 
 
 TORCH_DTYPES = {
@@ -92,6 +97,21 @@ def check_unit_interval(X: np.ndarray, what: str) -> None:
         )
 
 
+@contextmanager
+def restore_on_failure(estimator):
+    """Put the estimator's attributes back if the block raises (bad input,
+    divergence, Ctrl-C): ``validate_data(reset=True)`` has already replaced
+    ``n_features_in_``, and a failed fit must leave the previous fitted state,
+    or none, never a half-fitted mix."""
+    state = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(state)
+        raise
+
+
 def _to_cpu(state):
     """A copy of an optimizer state dict with every tensor on the CPU."""
     if isinstance(state, torch.Tensor):
@@ -118,7 +138,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
         ],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [
@@ -176,8 +196,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """A module with ``encoder``, ``decoder`` and ``loss(x, generator)``."""
 
     @abstractmethod
-    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
-        """The deterministic code of standardized ``x``."""
+    def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        """The deterministic code of standardized ``x`` by ``encoder`` (a
+        private copy of ``encoder_``)."""
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
         """Decoder output to the mean of p(x | z) in standardized units."""
@@ -204,9 +225,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        self._check_data(X)
-        self._fit(X, first_call=True, n_epochs=self.max_iter)
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            self._check_data(X)
+            self._fit(X, first_call=True, n_epochs=None)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -226,12 +248,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The updated estimator.
         """
         first_call = not hasattr(self, "_model")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
-        self._check_data(X)
-        self._fit(X, first_call=first_call, n_epochs=1)
+        with restore_on_failure(self):
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+            self._check_data(X)
+            self._fit(X, first_call=first_call, n_epochs=1, incremental=True)
         return self
 
-    def _fit(self, X: np.ndarray, *, first_call: bool, n_epochs: int) -> None:
+    def _fit(
+        self,
+        X: np.ndarray,
+        *,
+        first_call: bool,
+        n_epochs: int | None,
+        incremental: bool = False,
+    ) -> None:
         hidden = self._hidden_layer_sizes()
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -254,13 +284,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         model.to(device)
         optimizer = make_optimizer(model, self.learning_rate_init)
         if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
-        X_train, X_val = self._split(X, mean, scale, rng, validate=first_call)
+            # A copy: Adam updates the loaded moments in place, and a failed
+            # call must not leave NaN in the fitted optimizer state.
+            optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        # As MLP, partial_fit ignores early_stopping: one epoch per call has
+        # nothing to stop, and later calls could not extend the scores.
+        X_train, X_val = self._split(X, mean, scale, rng, validate=not incremental)
         X_train = torch.from_numpy(X_train).to(device)
         if X_val is not None:
             X_val = torch.from_numpy(X_val).to(device)
         batch_size = 256 if self.batch_size == "auto" else self.batch_size
         batch_size = min(batch_size, len(X_train))
+        if n_epochs is None:
+            n_epochs = self.max_iter_ = self._resolve_max_iter(len(X_train), batch_size)
         generator = torch.Generator(device=device).manual_seed(int(shuffle_seed))
 
         converged = train(
@@ -278,9 +314,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             check_convergence=first_call,
             verbose=self.verbose,
         )
-        if first_call and not converged:
+        if not incremental and not converged:
             warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
+                f"Stochastic optimizer: maximum iterations ({n_epochs}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -300,6 +336,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.validation_scores_ = list(history.validation_scores)
             self.best_validation_score_ = history.best_validation_score
         self._after_fit()
+
+    def _resolve_max_iter(self, n_samples: int, batch_size: int) -> int:
+        """Epochs for ``max_iter="auto"``: at least ``MIN_EPOCHS`` and enough
+        epochs for ``MIN_STEPS`` optimizer steps. Quality depends on the number
+        of steps more than on epochs: 60 epochs of 60,000 samples are 14,000
+        steps, but 60 epochs of 500 samples only 120."""
+        if self.max_iter != "auto":
+            return self.max_iter
+        n_batches = math.ceil(n_samples / batch_size)
+        return max(MIN_EPOCHS, math.ceil(MIN_STEPS / n_batches))
 
     def _after_fit(self) -> None:
         """Hook for fitted attributes derived from ``_model``."""
@@ -327,7 +373,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if not self._standardizes:
             return np.zeros(X.shape[1]), 1.0
         mean = X.mean(axis=0, dtype=np.float64)
-        scale = float(np.sqrt(np.mean(np.var(X, axis=0, dtype=np.float64))))
+        with np.errstate(over="ignore"):
+            scale = float(np.sqrt(np.mean(np.var(X, axis=0, dtype=np.float64))))
+        if np.isinf(scale):  # the variance overflowed (|X| above ~1e154)
+            peak = float(np.abs(X).max())
+            scale = peak * float(np.sqrt(np.mean(np.var(X / peak, axis=0))))
         if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
             scale = 1.0  # constant data: nothing to scale
         return mean, scale
@@ -350,14 +400,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # -- inference -----------------------------------------------------------------
 
-    def _params(self, module: nn.Module, device, dtype) -> dict:
-        # Copies on the inference device and dtype, never the fitted tensors
-        # themselves: concurrent transform() calls share no mutable state.
+    def _inference_copy(self, module: nn.Module, device, dtype) -> nn.Module:
+        # A private copy on the inference device and dtype, never the fitted
+        # module itself: concurrent transform() calls share no mutable state.
+        # (torch.func.functional_call is no way out: it swaps the tensors into
+        # the shared module for the duration of the call.)
         dtype = TORCH_DTYPES[np.dtype(dtype)]
-        return {
-            name: tensor.to(device=device, dtype=dtype)
-            for name, tensor in module.state_dict().items()
-        }
+        return copy.deepcopy(module).to(device=device, dtype=dtype)
 
     def _inference_device(self) -> torch.device:
         # A model fitted on a GPU must still work in a CPU-only process.
@@ -396,9 +445,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         X_std = standardize(X, self.mean_, self.scale_, X.dtype)
-        params = self._params(self.encoder_, self._inference_device(), X_std.dtype)
+        device = self._inference_device()
+        encoder = self._inference_copy(self.encoder_, device, X_std.dtype)
         return self._batched(
-            lambda x: self._encode(x, params), X_std, self.n_components
+            lambda x: self._encode(x, encoder), X_std, self.n_components
         )
 
     def inverse_transform(self, X):
@@ -430,17 +480,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _decode(self, Z: np.ndarray) -> np.ndarray:
         """Decoder means for codes Z, in standardized units."""
-        params = self._params(self.decoder_, self._inference_device(), Z.dtype)
+        decoder = self._inference_copy(self.decoder_, self._inference_device(), Z.dtype)
         return self._batched(
-            lambda z: self._decoder_mean(
-                torch.func.functional_call(self.decoder_, params, (z,))
-            ),
-            Z,
-            self.n_features_in_,
+            lambda z: self._decoder_mean(decoder(z)), Z, self.n_features_in_
         )
 
     @property
     def _n_features_out(self):
+        # Raises NotFittedError (an AttributeError) before fit, so that
+        # get_feature_names_out() needs a fitted estimator, as in PCA.
+        check_is_fitted(self)
         return self.n_components
 
     def __sklearn_tags__(self):

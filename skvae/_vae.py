@@ -120,8 +120,10 @@ class VAETransformer(BaseAutoencoder):
         probability, requires X in [0, 1] and decodes through a sigmoid.
     batch_size : int or "auto", default=256
         Minibatch size; ``"auto"`` is ``min(256, n_samples)``.
-    max_iter : int, default=200
-        Maximum number of epochs.
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs. ``"auto"`` resolves to ``max_iter_``: at
+        least 60 epochs and at least 2,000 optimizer steps (small data sets
+        need more epochs; 60,000 samples get 60 epochs).
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     tol : float, default=1e-4
@@ -163,6 +165,8 @@ class VAETransformer(BaseAutoencoder):
         Global scale divided out before encoding.
     n_iter_ : int
         Epochs run.
+    max_iter_ : int
+        The epoch limit ``fit`` used (``max_iter`` with "auto" resolved).
     loss_ : float
         Last epoch's mean negative ELBO per feature.
     loss_curve_ : list of float
@@ -218,7 +222,7 @@ class VAETransformer(BaseAutoencoder):
         beta=1.0,
         likelihood="gaussian",
         batch_size=256,
-        max_iter=200,
+        max_iter="auto",
         learning_rate_init=1e-3,
         tol=1e-4,
         n_iter_no_change=10,
@@ -266,10 +270,12 @@ class VAETransformer(BaseAutoencoder):
 
     def _after_fit(self) -> None:
         if self.likelihood == "gaussian":
-            self.noise_variance_ = float(self._model.noise_variance) * self.scale_**2
+            # scale_ * scale_, not scale_**2: inf, not OverflowError, past 1e154.
+            scale_squared = self.scale_ * self.scale_
+            self.noise_variance_ = float(self._model.noise_variance) * scale_squared
 
-    def _encode(self, x: torch.Tensor, params: dict) -> torch.Tensor:
-        return torch.func.functional_call(self.encoder_, params, (x,))[0]
+    def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        return encoder(x)[0]
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
@@ -328,8 +334,8 @@ class VAETransformer(BaseAutoencoder):
             check_unit_interval(X, "likelihood='bernoulli'")
         X_std = standardize(X, self.mean_, self.scale_, X.dtype)
         device = self._inference_device()
-        encoder = self._params(self.encoder_, device, X_std.dtype)
-        decoder = self._params(self.decoder_, device, X_std.dtype)
+        encoder = self._inference_copy(self.encoder_, device, X_std.dtype)
+        decoder = self._inference_copy(self.decoder_, device, X_std.dtype)
         noise = torch.randn(
             (N_SCORE_SAMPLES, self.n_components),
             generator=torch.Generator().manual_seed(0),
@@ -338,17 +344,16 @@ class VAETransformer(BaseAutoencoder):
         variance = self._model.noise_variance.to(device, torch.float64)
 
         def log_bound(x: torch.Tensor) -> torch.Tensor:
-            mean, logvar = torch.func.functional_call(self.encoder_, encoder, (x,))
+            mean, logvar = encoder(x)
             # Likelihood terms in float64: far-out inputs must not overflow.
             mean, logvar = mean.double(), logvar.double()
             z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * noise  # (n, K, k)
-            output = torch.func.functional_call(
-                self.decoder_, decoder, (z.reshape(-1, self.n_components).to(x.dtype),)
-            )
+            output = decoder(z.reshape(-1, self.n_components).to(x.dtype))
             output = output.double().reshape(len(x), N_SCORE_SAMPLES, -1)
             x = x.double()[:, None]
             if self.likelihood == "bernoulli":
-                log_px = -bernoulli_nll(x, output)
+                # (BCE does not broadcast: expand x over the K draws.)
+                log_px = -bernoulli_nll(x.expand_as(output), output)
             else:
                 log_px = -gaussian_nll(x, output, variance)
             log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
