@@ -77,14 +77,34 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def standardize(X: np.ndarray, mean, scale: float, dtype) -> np.ndarray:
+def standardize(X: np.ndarray, mean, scale: float, dtype, order=None) -> np.ndarray:
     """``(X - mean) / scale`` in X's precision, written chunk by chunk into one
-    array of ``dtype``: float64 input never needs a second full float64 copy."""
+    array of ``dtype``: float64 input never needs a second full float64 copy.
+    With ``order``, row i of the result is row ``order[i]`` of X."""
     out = np.empty(X.shape, dtype=dtype)
-    for start in range(0, len(X), INFERENCE_BATCH_SIZE):
-        rows = slice(start, start + INFERENCE_BATCH_SIZE)
-        out[rows] = (X[rows] - mean) / scale
+    step = chunk_rows(X)
+    for start in range(0, len(X), step):
+        rows = slice(start, start + step)
+        chunk = X[rows] if order is None else X[order[rows]]
+        out[rows] = (chunk - mean) / scale
     return out
+
+
+def chunk_rows(X: np.ndarray) -> int:
+    """Rows per chunk for whole-array numpy passes: about a million values
+    (8 MB in float64), so the temporaries stay small next to X."""
+    return max(1, 2**20 // max(1, X.shape[1]))
+
+
+def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per-feature variances in float64, chunk by chunk: ``np.var`` would
+    allocate a full float64 copy of X."""
+    total = np.zeros(X.shape[1])
+    step = chunk_rows(X)
+    for start in range(0, len(X), step):
+        centred = X[start : start + step] - mean
+        total += np.einsum("ij,ij->j", centred, centred)
+    return total / len(X)
 
 
 def check_unit_interval(X: np.ndarray, what: str) -> None:
@@ -374,7 +394,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return np.zeros(X.shape[1]), 1.0
         mean = X.mean(axis=0, dtype=np.float64)
         with np.errstate(over="ignore"):
-            scale = float(np.sqrt(np.mean(np.var(X, axis=0, dtype=np.float64))))
+            scale = float(np.sqrt(np.mean(column_variances(X, mean))))
         if np.isinf(scale):  # the variance overflowed (|X| above ~1e154)
             peak = float(np.abs(X).max())
             scale = peak * float(np.sqrt(np.mean(np.var(X / peak, axis=0))))
@@ -385,9 +405,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _split(self, X, mean, scale, rng, *, validate: bool):
         """Standardized float32 training rows and, with early stopping, held-out
         validation rows."""
-        X_std = standardize(X, mean, scale, np.float32)
         if not (validate and self.early_stopping):
-            return X_std, None
+            return standardize(X, mean, scale, np.float32), None
         n_val = int(round(self.validation_fraction * len(X)))
         if n_val < 1 or n_val >= len(X):
             raise ValueError(
@@ -396,7 +415,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "use more samples or early_stopping=False."
             )
         order = rng.permutation(len(X))
-        return X_std[order[n_val:]], X_std[order[:n_val]]
+        # Standardized in shuffled order, so the split is two views, not copies.
+        X_std = standardize(X, mean, scale, np.float32, order)
+        return X_std[n_val:], X_std[:n_val]
 
     # -- inference -----------------------------------------------------------------
 
@@ -466,8 +487,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        X_std = self._decode(Z)
-        return (X_std * self.scale_ + self.mean_).astype(Z.dtype, copy=False)
+        # A fresh array in Z's dtype: unstandardize it in place, without a
+        # float64 temporary of the whole output.
+        X_out = self._decode(Z)
+        X_out *= self.scale_
+        X_out += self.mean_
+        return X_out
 
     def _validate_codes(self, Z) -> np.ndarray:
         Z = check_array(Z, dtype=[np.float64, np.float32])

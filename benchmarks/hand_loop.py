@@ -1,0 +1,190 @@
+"""Training speed: VAETransformer against a hand-written PyTorch loop of the
+same network and loss, the matrix-multiplication ideal, and a profile of one
+epoch. A section of ``benchmarks/run.py``; the hand loop is importable.
+"""
+
+import math
+
+import numpy as np
+import torch
+from _util import best_of, quiet_fit, table
+from sklearn.base import clone
+from torch import nn
+
+from skvae import VAETransformer
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class HandVAE(nn.Module):
+    """VAETransformer's default network, written out: 784-256-64-(2, 2) encoder
+    with clamped log-variance, 2-64-256-784 decoder."""
+
+    def __init__(self, n_features: int, n_components: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU()
+        )
+        self.mean = nn.Linear(64, n_components)
+        self.logvar = nn.Linear(64, n_components)
+        self.decoder = nn.Sequential(
+            nn.Linear(n_components, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(),
+            nn.Linear(256, n_features),
+        )  # fmt: skip
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        mean, logvar = self.mean(h), self.logvar(h).clamp(-30, 20)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        output = self.decoder(z)
+        # Gaussian NLL with the batch's maximum-likelihood noise variance
+        # (skvae's sigma-VAE loss) + KL, per sample and feature.
+        n_features = x.shape[1]
+        variance = (x - output).detach().square().mean().clamp_min(1e-6)
+        nll = 0.5 * (
+            (x - output).square().sum(1) / variance
+            + n_features * (LOG_2PI + variance.log())
+        )
+        kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1)
+        return (nll + kl).mean() / n_features
+
+
+def hand_loop(X: np.ndarray, epochs: int, seed: int = 0) -> HandVAE:
+    """Preloaded tensor, randperm slicing, torch.optim.Adam, no DataLoader."""
+    torch.manual_seed(seed)
+    X = torch.from_numpy(X).float()  # the one conversion of float64 input
+    X = (X - X.mean(0)) / X.std()
+    model = HandVAE(X.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(X)).split(256):
+            loss = model.loss(X[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+def linear_macs(model: nn.Module) -> int:
+    """Multiply-accumulates per sample of all Linear layers."""
+    return sum(
+        m.in_features * m.out_features
+        for m in model.modules()
+        if isinstance(m, nn.Linear)
+    )
+
+
+def gemm_gflops(shapes, seconds: float = 0.3) -> tuple[float, list[dict]]:
+    """float32 torch.mm throughput; overall = total FLOPs / total time."""
+    rows, total_flops, total_time = [], 0.0, 0.0
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        torch.mm(a, b)
+        one = best_of(lambda a=a, b=b: torch.mm(a, b), 3)
+        calls = max(1, int(seconds / max(one, 1e-6)))
+        t = best_of(lambda a=a, b=b, c=calls: [torch.mm(a, b) for _ in range(c)], 3)
+        t /= calls
+        flops = 2.0 * m * k * n
+        rows.append(
+            dict(shape=f"{m}x{k} @ {k}x{n}", us=t * 1e6, gflops=flops / t / 1e9)
+        )
+        total_flops, total_time = total_flops + flops, total_time + t
+    return total_flops / total_time / 1e9, rows
+
+
+def speed(data, cfg):
+    X = data["X_train"]
+    epochs, rounds = cfg["epochs"], cfg["rounds"]
+    params = dict(n_components=2, hidden_layer_sizes=(256, 64), batch_size=256,
+                  max_iter=epochs, tol=0, random_state=0, device="cpu")  # fmt: skip
+    # Warm-up, untimed: a process's first fit pays one-time initialisation.
+    hand_loop(X[:512], 1)
+    quiet_fit(VAETransformer(**{**params, "max_iter": 1}), X[:512])
+    rows = []
+    for dtype in (np.float32, np.float64):
+        Xd = X.astype(dtype)
+        hand, est = [], []
+        for _ in range(rounds):  # interleaved, so load changes hit both alike
+            hand.append(best_of(lambda Xd=Xd: hand_loop(Xd, epochs), 1) / epochs)
+            est.append(
+                best_of(lambda Xd=Xd: quiet_fit(VAETransformer(**params), Xd), 1)
+                / epochs
+            )
+        rows.append(dict(input=np.dtype(dtype).name, hand_s_per_epoch=min(hand),
+                         estimator_s_per_epoch=min(est),
+                         ratio=min(est) / min(hand)))  # fmt: skip
+
+    model = HandVAE(X.shape[1])
+    macs = linear_macs(model)
+    epoch_gflop = 3 * 2 * macs * len(X) / 1e9
+    batch = 256
+    # Forward x @ W.T, backward grad @ W and grad.T @ x of the 784x256 layers,
+    # which hold ~92% of the multiply-accumulates.
+    shapes = [
+        (batch, X.shape[1], 256),
+        (batch, 256, X.shape[1]),
+        (X.shape[1], batch, 256),
+    ]
+    gflops, gemm_rows = gemm_gflops(shapes)
+    ideal = epoch_gflop / gflops
+    result = dict(rows=rows, linear_macs_per_sample=macs, epoch_gflop=epoch_gflop,
+                  gemm_gflops=gflops, gemm=gemm_rows, ideal_s_per_epoch=ideal,
+                  epochs=epochs, rounds=rounds, n_samples=len(X))  # fmt: skip
+    best = min(r["estimator_s_per_epoch"] for r in rows)
+    md = [
+        f"VAETransformer(2, hidden_layer_sizes=(256, 64), batch_size=256, "
+        f"max_iter={epochs}, tol=0) against a hand-written loop of the same network "
+        "and loss (Gaussian NLL with the per-batch noise variance + KL; data "
+        "preloaded as one tensor, randperm slicing, torch.optim.Adam, no "
+        f"DataLoader), {len(X):,} x {X.shape[1]} rows. Seconds per epoch = fit "
+        f"seconds / {epochs} (setup included in both), fastest of {rounds} "
+        "interleaved rounds. float64 input: both convert once to float32.",
+        "",
+        *table(rows, ["input", "hand_s_per_epoch", "estimator_s_per_epoch", "ratio"]),
+        "",
+        f"Matrix-multiplication ideal: {macs:,} multiply-accumulates per sample in "
+        f"the Linear layers; forward + backward = 3 x 2 x {macs:,} FLOPs x "
+        f"{len(X):,} samples = {epoch_gflop:.1f} GFLOP per epoch. float32 "
+        f"torch.mm at the training shapes runs at {gflops:.1f} GFLOP/s, so one "
+        f"epoch cannot take less than **{ideal:.3f} s**; the estimator takes "
+        f"{best:.3f} s ({best / ideal:.2f}x the ideal). The rest is the small "
+        "layers (latent width 2, 64), elementwise ops (ReLU and its backward, "
+        "the loss), the row gather X[idx], bias gradients and Adam's update: "
+        "see the profile section.",
+        "",
+        *table(gemm_rows, ["shape", "us", "gflops"]),
+    ]
+    return result, md
+
+
+def profile(data, cfg):
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    X = data["X_train"]
+    est = VAETransformer(2, max_iter=1, tol=0, random_state=0, device="cpu")
+    quiet_fit(clone(est), X[:1024])  # warm up kernels and thread pools
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        quiet_fit(est, X)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
+    gemm_names = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"}
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in gemm_names)
+    rows = [
+        dict(
+            op=e.key,
+            self_cpu_ms=e.self_cpu_time_total / 1e3,
+            share=e.self_cpu_time_total / total,
+            calls=e.count,
+        )
+        for e in top
+    ]
+    md = [
+        f"torch.profiler (CPU) of one epoch of `VAETransformer(2).fit` on "
+        f"{len(X):,} rows (profiler overhead included). Matrix multiplications "
+        f"(aten::mm/addmm) take {gemm / total:.0%} of the self CPU time; the top ops:",
+        "",
+        *table(rows, ["op", "self_cpu_ms", "share", "calls"]),
+    ]
+    return dict(rows=rows, gemm_share=gemm / total, total_self_ms=total / 1e3), md
