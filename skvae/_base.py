@@ -221,7 +221,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         private copy of ``encoder_``)."""
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
-        """Decoder output to the mean of p(x | z) in standardized units."""
+        """Decoder output to the mean of p(x | z) (e.g. a sigmoid of logits)."""
         return output
 
     def _check_data(self, X: np.ndarray) -> None:
@@ -487,12 +487,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         Z = self._validate_codes(X)
-        # A fresh array in Z's dtype: unstandardize it in place, without a
-        # float64 temporary of the whole output.
-        X_out = self._decode(Z)
-        X_out *= self.scale_
-        X_out += self.mean_
-        return X_out
+        device = self._inference_device()
+        decoder = self._inference_copy(self.decoder_, device, Z.dtype)
+        if self._standardizes:
+            # Fold "* scale_ + mean_" into the private copy's last linear layer,
+            # so the network writes the final values in one pass.
+            last = decoder[-1]
+            with torch.no_grad():
+                last.weight.mul_(self.scale_)
+                last.bias.mul_(self.scale_).add_(
+                    torch.as_tensor(self.mean_, dtype=last.bias.dtype, device=device)
+                )
+        return self._batched(
+            lambda z: self._decoder_mean(decoder(z)), Z, self.n_features_in_
+        )
 
     def _validate_codes(self, Z) -> np.ndarray:
         Z = check_array(Z, dtype=[np.float64, np.float32])
@@ -502,13 +510,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"expects codes with n_components={self.n_components} features."
             )
         return Z
-
-    def _decode(self, Z: np.ndarray) -> np.ndarray:
-        """Decoder means for codes Z, in standardized units."""
-        decoder = self._inference_copy(self.decoder_, self._inference_device(), Z.dtype)
-        return self._batched(
-            lambda z: self._decoder_mean(decoder(z)), Z, self.n_features_in_
-        )
 
     @property
     def _n_features_out(self):
