@@ -445,9 +445,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         device = self._inference_device()
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
-                rows = slice(start, start + batch_size)
-                result = function(torch.from_numpy(X[rows]).to(device))
-                out[rows] = result.cpu().numpy()
+                chunk = X[start : start + batch_size]
+                if not (chunk.flags.c_contiguous and chunk.flags.writeable):
+                    # torch.from_numpy shares memory: it needs a writable
+                    # C-ordered array (memmaps, views, pandas frames); the same
+                    # layout also gives bit-identical results for any input.
+                    chunk = np.array(chunk, order="C")
+                result = function(torch.from_numpy(chunk).to(device))
+                out[start : start + batch_size] = result.cpu().numpy()
         return out
 
     def transform(self, X):
@@ -465,11 +470,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        X_std = standardize(X, self.mean_, self.scale_, X.dtype)
         device = self._inference_device()
-        encoder = self._inference_copy(self.encoder_, device, X_std.dtype)
+        encoder = self._inference_copy(self.encoder_, device, X.dtype)
+        # Standardize batch by batch in torch, in X's precision (exact enough:
+        # subtracting the float32-rounded mean adds at most X's own rounding).
+        mean = torch.as_tensor(self.mean_, dtype=TORCH_DTYPES[X.dtype], device=device)
         return self._batched(
-            lambda x: self._encode(x, encoder), X_std, self.n_components
+            lambda x: self._encode((x - mean) / self.scale_, encoder),
+            X,
+            self.n_components,
         )
 
     def inverse_transform(self, X):
