@@ -25,9 +25,10 @@ from torch import nn
 from ._networks import ACTIVATIONS
 from ._training import History, make_optimizer, train
 
-# Rows per forward pass at inference: large enough to keep the matrix
-# multiplications efficient, small enough to bound the activations' memory.
-INFERENCE_BATCH_SIZE = 16384
+# Values per inference batch (rows x widest layer): enough rows to keep the
+# matrix multiplications efficient, and temporaries of at most 16 MB, which
+# malloc recycles instead of mapping fresh pages (and page-faulting) each call.
+INFERENCE_BATCH_VALUES = 2**21
 
 # max_iter="auto": at least this many epochs and this many optimizer steps.
 MIN_EPOCHS, MIN_STEPS = 60, 2000
@@ -437,10 +438,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return torch.device("cpu")
 
     def _batched(
-        self, function, X: np.ndarray, n_out: int, batch_size=INFERENCE_BATCH_SIZE
+        self, function, X: np.ndarray, n_out: int, values_per_row: int | None = None
     ) -> np.ndarray:
         """Apply ``function`` (tensor -> tensor) to X in large batches, without
-        gradient tracking; the result has X's dtype."""
+        gradient tracking; the result has X's dtype. ``values_per_row`` is the
+        widest intermediate per row (default: the wider of input and output)."""
+        values_per_row = values_per_row or max(X.shape[1], n_out, self.n_features_in_)
+        batch_size = max(1, INFERENCE_BATCH_VALUES // values_per_row)
         out = np.empty((len(X), n_out), dtype=X.dtype)
         device = self._inference_device()
         with torch.inference_mode():
@@ -476,7 +480,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # subtracting the float32-rounded mean adds at most X's own rounding).
         mean = torch.as_tensor(self.mean_, dtype=TORCH_DTYPES[X.dtype], device=device)
         return self._batched(
-            lambda x: self._encode((x - mean) / self.scale_, encoder),
+            lambda x: self._encode(torch.sub(x, mean).div_(self.scale_), encoder),
             X,
             self.n_components,
         )

@@ -12,7 +12,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from ._base import (
-    INFERENCE_BATCH_SIZE,
     BaseAutoencoder,
     check_unit_interval,
     standardize,
@@ -364,7 +363,7 @@ class VAETransformer(BaseAutoencoder):
             )
 
         scores = self._batched(
-            log_bound, X_std, 1, batch_size=INFERENCE_BATCH_SIZE // N_SCORE_SAMPLES
+            log_bound, X_std, 1, values_per_row=N_SCORE_SAMPLES * self.n_features_in_
         )[:, 0]
         # Change of variables from standardized units back to the units of X.
         return scores - self.n_features_in_ * math.log(self.scale_)
