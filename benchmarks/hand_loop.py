@@ -40,11 +40,9 @@ class HandVAE(nn.Module):
         # Gaussian NLL with the batch's maximum-likelihood noise variance
         # (skvae's sigma-VAE loss) + KL, per sample and feature.
         n_features = x.shape[1]
-        variance = (x - output).detach().square().mean().clamp_min(1e-6)
-        nll = 0.5 * (
-            (x - output).square().sum(1) / variance
-            + n_features * (LOG_2PI + variance.log())
-        )
+        squared_error = (x - output).square().sum(1)
+        variance = (squared_error.detach().mean() / n_features).clamp_min(1e-6)
+        nll = 0.5 * (squared_error / variance + n_features * (LOG_2PI + variance.log()))
         kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(1)
         return (nll + kl).mean() / n_features
 

@@ -36,11 +36,9 @@ def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(dim=1)
 
 
-def gaussian_nll(x: torch.Tensor, mean: torch.Tensor, variance) -> torch.Tensor:
-    """-log N(x; mean, variance * I) per sample:
-    (|x - mean|^2 / variance + D log(2 pi variance)) / 2."""
-    n_features = x.shape[-1]
-    squared_error = (x - mean).square().sum(-1)
+def gaussian_nll(squared_error: torch.Tensor, n_features: int, variance):
+    """-log N(x; mean, variance * I) per sample, from ``squared_error`` =
+    |x - mean|^2 per sample: (|x - mean|^2 / variance + D log(2 pi variance)) / 2."""
     return 0.5 * (
         squared_error / variance + n_features * (LOG_2PI + torch.log(variance))
     )
@@ -65,16 +63,19 @@ class _VAEModel(nn.Module):
         the noise variance that maximises this batch's likelihood."""
         if self.likelihood == "bernoulli":
             return bernoulli_nll(x, output)
+        n_features = x.shape[-1]
+        squared_error = (x - output).square().sum(-1)
         if not self.training:
-            return gaussian_nll(x, output, self.noise_variance)
+            return gaussian_nll(squared_error, n_features, self.noise_variance)
         # The batch's maximum-likelihood noise variance (the "sigma-VAE" of
         # Rybkin et al., 2021). A fixed variance, as in the classic
         # mse * n_features loss, ties the balance between reconstruction and
         # KL to the data's units; this one adapts to them.
-        variance = (x - output).detach().square().mean().clamp_min(MIN_NOISE_VARIANCE)
+        variance = squared_error.detach().mean() / n_features
+        variance = variance.clamp_min(MIN_NOISE_VARIANCE)
         with torch.no_grad():
             self.noise_variance.lerp_(variance, 0.02)
-        return gaussian_nll(x, output, variance)
+        return gaussian_nll(squared_error, n_features, variance)
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Negative ELBO per sample and feature, averaged over the batch."""
@@ -354,7 +355,8 @@ class VAETransformer(BaseAutoencoder):
                 # (BCE does not broadcast: expand x over the K draws.)
                 log_px = -bernoulli_nll(x.expand_as(output), output)
             else:
-                log_px = -gaussian_nll(x, output, variance)
+                squared_error = (x - output).square().sum(-1)
+                log_px = -gaussian_nll(squared_error, x.shape[-1], variance)
             log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
             log_qz = -0.5 * (noise.square() + LOG_2PI + logvar[:, None]).sum(-1)
             log_weights = log_px + log_pz - log_qz
