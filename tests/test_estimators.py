@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
@@ -23,17 +22,6 @@ from sklearn.preprocessing import StandardScaler
 from skvae import AutoencoderTransformer, VAETransformer
 
 ESTIMATORS = [AutoencoderTransformer, VAETransformer]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16, y
-
-
-@pytest.fixture(params=ESTIMATORS, ids=lambda cls: cls.__name__)
-def Estimator(request):
-    return request.param
 
 
 @pytest.fixture(scope="module", params=ESTIMATORS, ids=lambda cls: cls.__name__)

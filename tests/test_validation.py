@@ -8,24 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skvae import AutoencoderTransformer, VAETransformer
 
 ESTIMATORS = [AutoencoderTransformer, VAETransformer]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16, y
-
-
-@pytest.fixture(params=ESTIMATORS, ids=lambda cls: cls.__name__)
-def Estimator(request):
-    return request.param
 
 
 # -- parameter validation -------------------------------------------------------

@@ -6,6 +6,14 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 
+def set_axis_labels(ax, xlabel, ylabel) -> None:
+    """Label the axes, leaving a label alone where it is None."""
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+
+
 def final_step(estimator):
     """The last step of a (possibly nested) Pipeline, or the estimator."""
     while isinstance(estimator, Pipeline):

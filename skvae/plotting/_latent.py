@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from ._common import axes_and_figure, check_dims, output_names
+from ._common import axes_and_figure, check_dims, output_names, set_axis_labels
 
 # Up to this many distinct labels get a legend with one colour each; more
 # (or continuous values) get a colorbar.
@@ -99,10 +99,7 @@ class LatentSpaceDisplay:
         else:
             self.scatter_ = ax.scatter(x, y, c=labels, **kwargs)
             self.colorbar_ = figure.colorbar(self.scatter_, ax=ax)
-        if self.xlabel is not None:
-            ax.set_xlabel(self.xlabel)
-        if self.ylabel is not None:
-            ax.set_ylabel(self.ylabel)
+        set_axis_labels(ax, self.xlabel, self.ylabel)
         self.ax_, self.figure_ = ax, figure
         return self
 

@@ -11,6 +11,7 @@ from ._common import (
     final_step,
     n_latent,
     output_names,
+    set_axis_labels,
 )
 
 # The classic Keras VAE tutorial's grid range: +-4 standard deviations of the
@@ -121,10 +122,7 @@ class ManifoldGridDisplay:
         }
         kwargs.update(imshow_kwargs)
         self.im_ = ax.imshow(self.image_, **kwargs)
-        if self.xlabel is not None:
-            ax.set_xlabel(self.xlabel)
-        if self.ylabel is not None:
-            ax.set_ylabel(self.ylabel)
+        set_axis_labels(ax, self.xlabel, self.ylabel)
         self.ax_, self.figure_ = ax, figure
         return self
 
