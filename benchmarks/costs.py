@@ -86,28 +86,39 @@ def inference(data, cfg):
     return dict(rows=rows), md
 
 
-def memory_child(path: str, epochs: int, early_stopping: bool) -> None:
-    """Runs in a fresh interpreter: fit on the float64 array saved at ``path``."""
+FITTERS = ("VAETransformer", "VAETransformer, early_stopping", "hand loop")
+
+
+def memory_child(path: str, epochs: int, fitter: int, trace: bool) -> None:
+    """Runs in a fresh interpreter: fit ``FITTERS[fitter]`` on the float64 array
+    saved at ``path``. With ``trace``, under tracemalloc; without, for peak RSS
+    only (tracemalloc's own bookkeeping would add to RSS)."""
+    from hand_loop import hand_loop
+
     warm_up = VAETransformer(2, max_iter=1, device="cpu")
     quiet_fit(warm_up, np.random.default_rng(0).random((300, 784)))  # load kernels
+    hand_loop(np.random.default_rng(0).random((300, 784)), 1)
     baseline = rss_bytes()
     X = np.load(path)
     try:  # reset the kernel's peak-RSS counter (VmHWM) to the current RSS
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass  # then the peak below may include the warm-up's (small) peak
-    tracemalloc.start()
-    vae = VAETransformer(
-        2, max_iter=epochs, tol=0, random_state=0, early_stopping=early_stopping
-    )
-    est = quiet_fit(vae.set_params(device="cpu"), X)
-    _, traced_peak = tracemalloc.get_traced_memory()
+    if trace:
+        tracemalloc.start()
+    if FITTERS[fitter] == "hand loop":
+        model = hand_loop(X, epochs)
+    else:
+        vae = VAETransformer(2, max_iter=epochs, tol=0, random_state=0,
+                             early_stopping=fitter == 1, device="cpu")  # fmt: skip
+        model = quiet_fit(vae, X)._model
+    traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     status = Path("/proc/self/status").read_text().splitlines()
     for line in status:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
-    n_params = sum(p.numel() for p in est._model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     print(json.dumps(dict(baseline=baseline, peak=peak, traced_peak=traced_peak,
                           n_params=n_params, input_bytes=X.nbytes)))  # fmt: skip
 
@@ -118,39 +129,47 @@ def memory(data, cfg):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "X.npy")
         np.save(path, X)
-        for early_stopping in (False, True):
-            out = subprocess.run(
-                [sys.executable, str(HERE / "run.py"), "--memory-child", path,
-                 str(cfg["memory_epochs"]), str(int(early_stopping))],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            m = json.loads(out.strip().splitlines()[-1])
+        for fitter, name in enumerate(FITTERS):
+            m, traced = (
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, str(HERE / "run.py"), "--memory-child",
+                         path, str(cfg["memory_epochs"]), str(fitter),
+                         str(int(trace))],
+                        capture_output=True, text=True, check=True,
+                    ).stdout.strip().splitlines()[-1]
+                )  # fmt: skip
+                for trace in (False, True)
+            )
             # Parameters, gradients and Adam's two moments, float32.
             model = 4 * 4 * m["n_params"]
             expected = m["input_bytes"] + m["input_bytes"] // 2 + model
             over = m["peak"] - m["baseline"]
-            rows.append(dict(early_stopping=early_stopping,
-                             input_MB=m["input_bytes"] / MB,
+            rows.append(dict(fitter=name, input_MB=m["input_bytes"] / MB,
                              float32_copy_MB=m["input_bytes"] / 2 / MB,
                              model_MB=model / MB, expected_MB=expected / MB,
                              peak_rss_over_baseline_MB=over / MB,
                              excess_MB=(over - expected) / MB,
-                             tracemalloc_peak_MB=m["traced_peak"] / MB,
+                             tracemalloc_peak_MB=traced["traced_peak"] / MB,
                              baseline_rss_MB=m["baseline"] / MB))  # fmt: skip
     md = [
         f"Fitting VAETransformer(2, max_iter={cfg['memory_epochs']}) on "
-        f"{X.shape[0]:,} x {X.shape[1]} float64, each in a fresh subprocess. "
+        f"{X.shape[0]:,} x {X.shape[1]} float64, each in a fresh subprocess, and "
+        "the hand loop of the speed section on the same array for reference. "
         "Baseline RSS = after importing torch and skvae and a warm-up fit on "
-        "300 rows (loads the kernels), before loading X. "
+        "300 rows (loads the kernels), before loading X. Peak RSS and "
+        "tracemalloc come from separate runs: tracemalloc's bookkeeping is RSS too. "
         "expected = input + one float32 copy + model (parameters, gradients, "
-        "Adam's two moments). tracemalloc sees numpy's allocations during fit "
-        "(torch's CPU allocator is invisible to it); peak RSS sees everything, "
-        "including torch's thread pools and kernel workspaces.",
+        "Adam's two moments); it leaves out one batch's activations and their "
+        "gradients (a few MB at batch 256), which any training loop needs. "
+        "tracemalloc sees numpy's allocations during fit (torch's CPU allocator "
+        "is invisible to it); peak RSS sees everything, including torch's thread "
+        "pools and kernel workspaces.",
         "",
         *table(
             rows,
             [
-                "early_stopping",
+                "fitter",
                 "input_MB",
                 "float32_copy_MB",
                 "model_MB",

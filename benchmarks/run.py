@@ -91,11 +91,11 @@ def main():
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
     parser.add_argument("--out", default=str(HERE / "results"), help="path stem")
-    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        path, epochs, es = args.memory_child
-        memory_child(path, int(epochs), bool(int(es)))
+        path, epochs, fitter, trace = args.memory_child
+        memory_child(path, int(epochs), int(fitter), bool(int(trace)))
         return
 
     X_train, y_train = load_mnist_like(args.data, "train")

@@ -79,22 +79,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def standardize(X: np.ndarray, mean, scale: float, dtype, order=None) -> np.ndarray:
-    """``(X - mean) / scale`` in X's precision, written chunk by chunk into one
+    """``(X - mean) / scale`` in float64, written chunk by chunk into one
     array of ``dtype``: float64 input never needs a second full float64 copy.
     With ``order``, row i of the result is row ``order[i]`` of X."""
     out = np.empty(X.shape, dtype=dtype)
     step = chunk_rows(X)
+    # One reused temporary, so that the peak is X + out + one chunk; float64
+    # (as the mean), so float32 data near its limits cannot overflow there.
+    buffer = np.empty((min(step, len(X)), X.shape[1]))
     for start in range(0, len(X), step):
         rows = slice(start, start + step)
         chunk = X[rows] if order is None else X[order[rows]]
-        out[rows] = (chunk - mean) / scale
+        centred = np.subtract(chunk, mean, out=buffer[: len(chunk)])
+        np.divide(centred, scale, out=out[rows], casting="same_kind")
     return out
 
 
 def chunk_rows(X: np.ndarray) -> int:
-    """Rows per chunk for whole-array numpy passes: about a million values
-    (8 MB in float64), so the temporaries stay small next to X."""
-    return max(1, 2**20 // max(1, X.shape[1]))
+    """Rows per chunk for whole-array numpy passes: about 128k values (1 MB in
+    float64), so the temporaries stay small next to X and in cache."""
+    return max(1, 2**17 // max(1, X.shape[1]))
 
 
 def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
