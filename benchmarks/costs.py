@@ -123,6 +123,13 @@ def memory_child(path: str, epochs: int, fitter: int, trace: bool) -> None:
                           n_params=n_params, input_bytes=X.nbytes)))  # fmt: skip
 
 
+def run_memory_child(path: str, epochs: int, fitter: int, trace: bool) -> dict:
+    command = [sys.executable, str(HERE / "run.py"), "--memory-child", path]
+    command += [str(epochs), str(fitter), str(int(trace))]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def memory(data, cfg):
     X = data["X_train"].astype(np.float64)
     rows = []
@@ -131,14 +138,7 @@ def memory(data, cfg):
         np.save(path, X)
         for fitter, name in enumerate(FITTERS):
             m, traced = (
-                json.loads(
-                    subprocess.run(
-                        [sys.executable, str(HERE / "run.py"), "--memory-child",
-                         path, str(cfg["memory_epochs"]), str(fitter),
-                         str(int(trace))],
-                        capture_output=True, text=True, check=True,
-                    ).stdout.strip().splitlines()[-1]
-                )  # fmt: skip
+                run_memory_child(path, cfg["memory_epochs"], fitter, trace)
                 for trace in (False, True)
             )
             # Parameters, gradients and Adam's two moments, float32.
