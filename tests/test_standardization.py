@@ -1,0 +1,41 @@
+"""The chunked float64 passes behind fit: they must equal the one-line formulas."""
+
+import numpy as np
+import pytest
+
+from skvae._base import chunk_rows, column_variances, standardize
+
+
+@pytest.fixture
+def X():
+    # More rows than one chunk holds, and not a multiple of it.
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, size=(2 * chunk_rows(np.empty((1, 300))) + 7, 300))
+    assert len(X) > 2 * chunk_rows(X)
+    return X
+
+
+def test_column_variances_equal_numpy(X):
+    mean = X.mean(axis=0)
+    np.testing.assert_allclose(column_variances(X, mean), X.var(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_standardize_equals_formula(X, dtype, shuffled):
+    X = X.astype(dtype)
+    mean, scale = X.mean(axis=0, dtype=np.float64), 1.7
+    order = np.random.default_rng(1).permutation(len(X)) if shuffled else None
+    expected = ((X.astype(np.float64) - mean) / scale).astype(dtype)
+    if shuffled:
+        expected = expected[order]
+    result = standardize(X, mean, scale, dtype, order)
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_standardize_float32_near_its_limit():
+    # Centring in float64: float32 values near 3.4e38 must not overflow to inf.
+    X = np.array([[3e38], [-3e38]], dtype=np.float32)
+    result = standardize(X, np.array([-3e38]), 1e38, np.float32)
+    np.testing.assert_allclose(result, [[6.0], [0.0]], rtol=1e-6, atol=1e-6)
