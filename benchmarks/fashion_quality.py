@@ -1,7 +1,7 @@
 """Fashion-MNIST quality and fit time of the default estimators against the
 classic recipe, run side by side in one process.
 
-    python benchmarks/fashion_quality.py [--data DIR]
+    python benchmarks/fashion_quality.py [--data DIR] [--seed N] [--only vae,...]
 
 Reports test 5-NN accuracy (kNN fitted on train codes), reconstruction
 MSE/pixel, trustworthiness@10 and fit seconds; the recipe is the classic
@@ -91,6 +91,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=FASHION_MNIST_DIR)
     parser.add_argument("--params", default="{}", help="JSON overrides for both")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of all")
     parser.add_argument("--skip-recipe", action="store_true")
     parser.add_argument("--only", default="recipe,vae,ae32,pca")
     args = parser.parse_args()
@@ -99,10 +100,11 @@ def main():
     X_test, y_test = load_mnist_like(args.data, "test")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     only, params, rows = args.only.split(","), json.loads(args.params), []
+    seed = args.seed
 
     if "recipe" in only:
         start = time.perf_counter()
-        model = fit_recipe(X_train)
+        model = fit_recipe(X_train, seed=seed)
         seconds = time.perf_counter() - start
         with torch.no_grad():
             Z_train = model.encode(torch.from_numpy(X_train))[0].numpy()
@@ -112,9 +114,9 @@ def main():
                              y_train, y_test))  # fmt: skip
 
     estimators = {
-        "vae": ("VAETransformer(2)", VAETransformer(2, random_state=0, **params)),
+        "vae": ("VAETransformer(2)", VAETransformer(2, random_state=seed, **params)),
         "ae32": ("AutoencoderTransformer(32)",
-                 AutoencoderTransformer(32, random_state=0, **params)),
+                 AutoencoderTransformer(32, random_state=seed, **params)),
         "pca": ("PCA(2)", PCA(2, random_state=0)),
         "pca32": ("PCA(32)", PCA(32, random_state=0)),
     }  # fmt: skip
