@@ -1,6 +1,6 @@
 """skvae's performance and quality benchmarks, in one command.
 
-    python benchmarks/run.py [--quick] [--data DIR] [--only SECTION,...]
+    python benchmarks/run.py [--quick] [--data DIR] [--only SECTION,...] [--rounds N]
 
 Writes ``benchmarks/results.md`` and ``benchmarks/results.json`` (after each
 section, so an interrupted run keeps what it measured). Sections:
@@ -87,6 +87,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5,000 rows, 2 epochs")
     parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds of the timed sections"
+    )
+    parser.add_argument(
         "--data", default=FASHION_MNIST_DIR, help="Fashion-MNIST IDX folder"
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
@@ -110,6 +113,8 @@ def main():
         cfg = dict(epochs=5, rounds=3, repeats=5, memory_epochs=2, slow_rows=10000,
                    full_epochs=True, recipe_epochs=50, max_epochs=200,
                    umap_inverse_rows=500)  # fmt: skip
+    if args.rounds:
+        cfg["rounds"] = args.rounds
     data = dict(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
     info, md = header(args)
     results = dict(header=info, config=cfg)
