@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _util import MB, best_of, quiet_fit, rss_bytes, table
+from hand_loop import hand_loop
 
 from skvae import VAETransformer
 
@@ -93,8 +94,6 @@ def memory_child(path: str, epochs: int, fitter: int, trace: bool) -> None:
     """Runs in a fresh interpreter: fit ``FITTERS[fitter]`` on the float64 array
     saved at ``path``. With ``trace``, under tracemalloc; without, for peak RSS
     only (tracemalloc's own bookkeeping would add to RSS)."""
-    from hand_loop import hand_loop
-
     warm_up = VAETransformer(2, max_iter=1, device="cpu")
     quiet_fit(warm_up, np.random.default_rng(0).random((300, 784)))  # load kernels
     hand_loop(np.random.default_rng(0).random((300, 784)), 1)

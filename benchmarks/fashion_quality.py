@@ -92,7 +92,6 @@ def main():
     parser.add_argument("--data", default=FASHION_MNIST_DIR)
     parser.add_argument("--params", default="{}", help="JSON overrides for both")
     parser.add_argument("--seed", type=int, default=0, help="random_state of all")
-    parser.add_argument("--skip-recipe", action="store_true")
     parser.add_argument("--only", default="recipe,vae,ae32,pca")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
