@@ -14,6 +14,8 @@ memory           peak RSS and tracemalloc peak of a float64 fit, in a fresh
                  subprocess, against input + one float32 copy + model
 early_stopping   epoch time with early_stopping=True against False
 profile          torch.profiler (CPU) of one training epoch: top ops by self time
+compile          the hand loop's epoch with torch.compile against eager, and
+                 the compile time that would have to pay for it
 compare          PCA, t-SNE, openTSNE, UMAP, AutoencoderTransformer and
                  VAETransformer on digits and Fashion-MNIST
 time_to_quality  seconds for the default VAETransformer to reach the classic
@@ -37,7 +39,7 @@ import numpy as np
 import sklearn
 import torch
 from costs import early_stopping, inference, memory, memory_child
-from hand_loop import profile, speed
+from hand_loop import compiled, profile, speed
 from quality import compare, time_to_quality
 
 from skvae.datasets import FASHION_MNIST_DIR, load_mnist_like
@@ -49,6 +51,7 @@ SECTIONS = {
     "memory": memory,
     "early_stopping": early_stopping,
     "profile": profile,
+    "compile": compiled,
     "compare": compare,
     "time_to_quality": time_to_quality,
 }
