@@ -218,15 +218,17 @@ def compiled(data, cfg):
             cached_s = compile_seconds(*X.shape, cache_dir)
         loss_function = compile_loss(to_compile, X)
     except Exception as error:  # no C++ compiler, unsupported platform, ...
-        message = f"torch.compile failed here: {type(error).__name__}: {error}"
+        detail = getattr(error, "stderr", None) or str(error)
+        message = f"torch.compile failed here: {type(error).__name__}: {detail[-500:]}"
         return dict(error=message), [message]
+    runs = [
+        ("eager", eager.loss, torch.optim.Adam(eager.parameters(), fused=True)),
+        ("compiled", loss_function,
+         torch.optim.Adam(to_compile.parameters(), fused=True)),
+    ]  # fmt: skip
     times = dict(eager=[], compiled=[])
     for _ in range(cfg["rounds"]):
-        for name, function, model in (
-            ("eager", eager.loss, eager),
-            ("compiled", loss_function, to_compile),
-        ):
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        for name, function, optimizer in runs:
             start = time.perf_counter()
             run_epoch(X, function, optimizer)
             times[name].append(time.perf_counter() - start)
