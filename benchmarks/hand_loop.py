@@ -18,6 +18,7 @@ from sklearn.base import clone
 from torch import nn
 
 from skvae import VAETransformer
+from skvae._training import mixed_precision
 
 LOG_2PI = math.log(2 * math.pi)
 HERE = Path(__file__).resolve().parent
@@ -54,15 +55,26 @@ class HandVAE(nn.Module):
         return (nll + kl).mean() / n_features
 
 
-def hand_loop(X: np.ndarray, epochs: int, seed: int = 0) -> HandVAE:
-    """Preloaded tensor, randperm slicing, torch.optim.Adam, no DataLoader."""
+def hand_loop(
+    X: np.ndarray, epochs: int, seed: int = 0, bfloat16: bool = False
+) -> HandVAE:
+    """Preloaded tensor, randperm slicing, torch.optim.Adam, no DataLoader;
+    with ``bfloat16``, the loss under ``torch.autocast`` (as skvae trains on
+    CPUs with native bfloat16)."""
     torch.manual_seed(seed)
     X = torch.from_numpy(X).float()  # the one conversion of float64 input
     X = (X - X.mean(0)) / X.std()
     model = HandVAE(X.shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_function = model.loss
+    if bfloat16:
+
+        def loss_function(x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model.loss(x).float()
+
     for _ in range(epochs):
-        run_epoch(X, model.loss, optimizer)
+        run_epoch(X, loss_function, optimizer)
     return model
 
 
@@ -83,11 +95,13 @@ def linear_macs(model: nn.Module) -> int:
     )
 
 
-def gemm_gflops(shapes, seconds: float = 0.3) -> tuple[float, list[dict]]:
-    """float32 torch.mm throughput; overall = total FLOPs / total time."""
+def gemm_gflops(
+    shapes, seconds: float = 0.3, dtype=torch.float32
+) -> tuple[float, list[dict]]:
+    """torch.mm throughput; overall = total FLOPs / total time."""
     rows, total_flops, total_time = [], 0.0, 0.0
     for m, k, n in shapes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         torch.mm(a, b)
         one = best_of(lambda a=a, b=b: torch.mm(a, b), 3)
         calls = max(1, int(seconds / max(one, 1e-6)))
@@ -95,8 +109,9 @@ def gemm_gflops(shapes, seconds: float = 0.3) -> tuple[float, list[dict]]:
         t /= calls
         flops = 2.0 * m * k * n
         rows.append(
-            dict(shape=f"{m}x{k} @ {k}x{n}", us=t * 1e6, gflops=flops / t / 1e9)
-        )
+            dict(dtype=str(dtype).removeprefix("torch."), shape=f"{m}x{k} @ {k}x{n}",
+                 us=t * 1e6, gflops=flops / t / 1e9)
+        )  # fmt: skip
         total_flops, total_time = total_flops + flops, total_time + t
     return total_flops / total_time / 1e9, rows
 
@@ -104,9 +119,11 @@ def gemm_gflops(shapes, seconds: float = 0.3) -> tuple[float, list[dict]]:
 SPEED_COLUMNS = [
     "input",
     "hand_s_per_epoch",
+    "hand_bf16_s_per_epoch",
     "estimator_s_per_epoch",
     "ratio",
     "median_ratio",
+    "ratio_to_hand_bf16",
 ]
 
 
@@ -115,24 +132,35 @@ def speed(data, cfg):
     epochs, rounds = cfg["epochs"], cfg["rounds"]
     params = dict(n_components=2, hidden_layer_sizes=(256, 64), batch_size=256,
                   max_iter=epochs, tol=0, random_state=0, device="cpu")  # fmt: skip
+    # Whether the estimator trains this network in mixed precision here; then
+    # the hand loop also runs with autocast, for a same-precision ratio.
+    bf16 = mixed_precision(HandVAE(X.shape[1]), torch.device("cpu"))
+    fitters = {
+        "hand": lambda Xd: hand_loop(Xd, epochs),
+        "hand_bf16": lambda Xd: hand_loop(Xd, epochs, bfloat16=True),
+        "estimator": lambda Xd: quiet_fit(VAETransformer(**params), Xd),
+    }
+    if not bf16:
+        del fitters["hand_bf16"]
     # Warm-up, untimed: a process's first fit pays one-time initialisation.
-    hand_loop(X[:512], 1)
-    quiet_fit(VAETransformer(**{**params, "max_iter": 1}), X[:512])
+    for fit in fitters.values():
+        fit(X[:512])
     rows = []
     for dtype in (np.float32, np.float64):
         Xd = X.astype(dtype)
-        hand, est = [], []
-        for _ in range(rounds):  # interleaved, so load changes hit both alike
-            hand.append(best_of(lambda Xd=Xd: hand_loop(Xd, epochs), 1) / epochs)
-            est.append(
-                best_of(lambda Xd=Xd: quiet_fit(VAETransformer(**params), Xd), 1)
-                / epochs
-            )
-        rows.append(dict(input=np.dtype(dtype).name, hand_s_per_epoch=min(hand),
-                         estimator_s_per_epoch=min(est),
-                         ratio=min(est) / min(hand),
-                         median_ratio=np.median(est) / np.median(hand),
-                         hand_rounds=hand, estimator_rounds=est))  # fmt: skip
+        times = {name: [] for name in fitters}
+        for _ in range(rounds):  # interleaved, so load changes hit all alike
+            for name, fit in fitters.items():
+                times[name].append(best_of(lambda f=fit, X=Xd: f(X), 1) / epochs)
+        hand, est = times["hand"], times["estimator"]
+        row = dict(input=np.dtype(dtype).name, hand_s_per_epoch=min(hand),
+                   estimator_s_per_epoch=min(est), ratio=min(est) / min(hand),
+                   median_ratio=np.median(est) / np.median(hand),
+                   rounds=times)  # fmt: skip
+        if bf16:
+            row["hand_bf16_s_per_epoch"] = min(times["hand_bf16"])
+            row["ratio_to_hand_bf16"] = min(est) / min(times["hand_bf16"])
+        rows.append(row)
 
     model = HandVAE(X.shape[1])
     macs = linear_macs(model)
@@ -145,12 +173,25 @@ def speed(data, cfg):
         (batch, 256, X.shape[1]),
         (X.shape[1], batch, 256),
     ]
-    gflops, gemm_rows = gemm_gflops(shapes)
+    gemm_dtype = torch.bfloat16 if bf16 else torch.float32
+    gflops, gemm_rows = gemm_gflops(shapes, dtype=gemm_dtype)
+    if bf16:  # float32 for reference
+        gemm_rows += gemm_gflops(shapes)[1]
     ideal = epoch_gflop / gflops
     result = dict(rows=rows, linear_macs_per_sample=macs, epoch_gflop=epoch_gflop,
                   gemm_gflops=gflops, gemm=gemm_rows, ideal_s_per_epoch=ideal,
-                  epochs=epochs, rounds=rounds, n_samples=len(X))  # fmt: skip
+                  mixed_precision=bf16, epochs=epochs, rounds=rounds,
+                  n_samples=len(X))  # fmt: skip
     best = min(r["estimator_s_per_epoch"] for r in rows)
+    precision = (
+        "This CPU multiplies bfloat16 natively, so the estimator trains this "
+        "network with bfloat16 matrix products (torch.autocast; weights, Adam "
+        "and the loss in float32): `ratio` is against the float32 hand loop, "
+        "`ratio_to_hand_bf16` against the same hand loop under the same autocast."
+        if bf16
+        else "This CPU has no native bfloat16: the estimator trains in float32."
+    )
+    gemm_name = str(gemm_dtype).removeprefix("torch.")
     md = [
         f"VAETransformer(2, hidden_layer_sizes=(256, 64), batch_size=256, "
         f"max_iter={epochs}, tol=0) against a hand-written loop of the same network "
@@ -159,21 +200,24 @@ def speed(data, cfg):
         f"DataLoader), {len(X):,} x {X.shape[1]} rows. Seconds per epoch = fit "
         f"seconds / {epochs} (setup included in both), fastest of {rounds} "
         "interleaved rounds (median_ratio: of the medians; every round is in "
-        "the JSON). float64 input: both convert once to float32.",
+        "the JSON). float64 input: both convert once to float32. " + precision,
         "",
-        *table(rows, SPEED_COLUMNS),
+        *table(
+            rows,
+            SPEED_COLUMNS if bf16 else [c for c in SPEED_COLUMNS if "bf16" not in c],
+        ),  # fmt: skip
         "",
         f"Matrix-multiplication ideal: {macs:,} multiply-accumulates per sample in "
         f"the Linear layers; forward + backward = 3 x 2 x {macs:,} FLOPs x "
-        f"{len(X):,} samples = {epoch_gflop:.1f} GFLOP per epoch. float32 "
+        f"{len(X):,} samples = {epoch_gflop:.1f} GFLOP per epoch. {gemm_name} "
         f"torch.mm at the training shapes runs at {gflops:.1f} GFLOP/s, so one "
         f"epoch cannot take less than **{ideal:.3f} s**; the estimator takes "
         f"{best:.3f} s ({best / ideal:.2f}x the ideal). The rest is the small "
         "layers (latent width 2, 64), elementwise ops (ReLU and its backward, "
-        "the loss), the row gather X[idx], bias gradients and Adam's update: "
-        "see the profile section.",
+        "the loss), the row gather X[idx], bias gradients, Adam's update and, "
+        "in mixed precision, the casts to bfloat16: see the profile section.",
         "",
-        *table(gemm_rows, ["shape", "us", "gflops"]),
+        *table(gemm_rows, ["dtype", "shape", "us", "gflops"]),
     ]
     return result, md
 

@@ -18,7 +18,7 @@ class _AutoencoderModel(nn.Module):
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Mean reconstruction loss per feature; ``generator`` is unused."""
-        output = self.decoder(self.encoder(x))
+        output = self.decoder(self.encoder(x)).to(x.dtype)  # float32 loss
         if self.reconstruction_loss == "binary_crossentropy":
             return F.binary_cross_entropy_with_logits(output, x)
         return F.mse_loss(output, x)

@@ -5,6 +5,7 @@ draws one permutation from a seeded generator and slices it into batches, so
 there is no DataLoader and no per-sample Python.
 """
 
+import contextlib
 import copy
 import math
 import time
@@ -31,6 +32,31 @@ def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimi
         return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
     except (RuntimeError, TypeError):  # old torch, or device without a fused kernel
         return torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
+
+
+# Smallest largest-layer (in x out weights) for which bfloat16 pays: below it,
+# casting costs more than the faster products save. Measured on 2 AVX-512
+# cores: a 784 x 256 layer trains 20-25% faster, 256 x 256 breaks even and
+# 64 x 256 (digits) is 20% slower.
+MIXED_PRECISION_MIN_WEIGHTS = 100_000
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU that multiplies bfloat16 matrices in
+    hardware (AVX-512 BF16 or AMX), at twice the float32 rate. Elsewhere
+    bfloat16 is emulated and slower."""
+    if device.type != "cpu":
+        return False
+    # Private probes, absent from older PyTorch: missing means "no".
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def mixed_precision(model: nn.Module, device: torch.device) -> bool:
+    """Whether to train ``model`` with bfloat16 matrix products on ``device``:
+    only where the hardware has them and the network is large enough."""
+    largest = max((p.numel() for p in model.parameters()), default=0)
+    return largest >= MIXED_PRECISION_MIN_WEIGHTS and native_bfloat16(device)
 
 
 def batches(n_samples: int, batch_size: int) -> int:
@@ -75,6 +101,13 @@ def train(
     """
     n_samples = len(X)
     n_batches = batches(n_samples, batch_size)
+    # Mixed precision: the networks' matrix products may run in bfloat16;
+    # weights, optimizer state and the loss stay float32.
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if mixed_precision(model, X.device)
+        else contextlib.nullcontext()
+    )
     best_state = None
     converged = False
     for _ in range(n_epochs):
@@ -87,7 +120,8 @@ def train(
             parts = torch.tensor_split(X, n_batches)
         total = torch.zeros((), device=X.device)
         for xb in parts:
-            loss = model.loss(xb, generator)
+            with autocast:
+                loss = model.loss(xb, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

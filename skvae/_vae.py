@@ -79,12 +79,14 @@ class _VAEModel(nn.Module):
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Negative ELBO per sample and feature, averaged over the batch."""
-        mean, logvar = self.encoder(x)
+        # Under mixed precision the networks return bfloat16: the likelihood
+        # and KL terms are computed in the data's float32.
+        mean, logvar = (t.to(x.dtype) for t in self.encoder(x))
         noise = torch.randn(
-            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            mean.shape, generator=generator, device=x.device, dtype=x.dtype
         )
         z = mean + torch.exp(0.5 * logvar) * noise  # reparametrization
-        nll = self.negative_log_likelihood(x, self.decoder(z))
+        nll = self.negative_log_likelihood(x, self.decoder(z).to(x.dtype))
         return (nll + self.beta * kl_divergence(mean, logvar)).mean() / x.shape[1]
 
 
