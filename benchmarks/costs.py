@@ -95,8 +95,12 @@ def memory_child(path: str, epochs: int, fitter: int, trace: bool) -> None:
     saved at ``path``. With ``trace``, under tracemalloc; without, for peak RSS
     only (tracemalloc's own bookkeeping would add to RSS)."""
     warm_up = VAETransformer(2, max_iter=1, device="cpu")
-    quiet_fit(warm_up, np.random.default_rng(0).random((300, 784)))  # load kernels
-    hand_loop(np.random.default_rng(0).random((300, 784)), 1)
+    # 511 rows: batches of 255 and 256 rows, the shapes of the timed fit, so
+    # the warm-up creates their kernels (oneDNN's bfloat16 kernels are
+    # generated per shape, about 20 MB once) and the peak is the fit's own.
+    warm_up_X = np.random.default_rng(0).random((511, 784))
+    quiet_fit(warm_up, warm_up_X)
+    hand_loop(warm_up_X, 1)
     baseline = rss_bytes()
     X = np.load(path)
     try:  # reset the kernel's peak-RSS counter (VmHWM) to the current RSS
@@ -156,8 +160,9 @@ def memory(data, cfg):
         f"{X.shape[0]:,} x {X.shape[1]} float64, each in a fresh subprocess, and "
         "the hand loop of the speed section on the same array for reference. "
         "Baseline RSS = after importing torch and skvae and a warm-up fit on "
-        "300 rows (loads the kernels), before loading X. Peak RSS and "
-        "tracemalloc come from separate runs: tracemalloc's bookkeeping is RSS too. "
+        "511 rows (batches of the fit's shapes: loads the kernels), before "
+        "loading X. Peak RSS and tracemalloc come from separate runs: "
+        "tracemalloc's bookkeeping is RSS too. "
         "expected = input + one float32 copy + model (parameters, gradients, "
         "Adam's two moments); it leaves out one batch's activations and their "
         "gradients (a few MB at batch 256), which any training loop needs. "
