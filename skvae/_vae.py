@@ -146,6 +146,9 @@ class VAETransformer(BaseAutoencoder):
     device : str, default="auto"
         Torch device for training and inference: ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``, ``"mps"`` or ``"auto"`` (a GPU when there is one).
+        On CPUs with native bfloat16, networks with a layer of at least
+        100,000 weights train with bfloat16 matrix products (mixed
+        precision; see the user guide's "Speed on CPUs").
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and the reparametrization
         noise. The global torch RNG is not touched.
