@@ -30,7 +30,9 @@ def test_mixed_precision_only_for_large_networks():
 
 def fit(Estimator, X, monkeypatch, *, bfloat16: bool):
     monkeypatch.setattr(_training, "mixed_precision", lambda model, device: bfloat16)
-    return Estimator(max_iter=40, random_state=0).fit(X)
+    # The CPU's autocast: on a GPU machine, device="auto" would train on CUDA,
+    # which this switch leaves alone.
+    return Estimator(max_iter=40, device="cpu", random_state=0).fit(X)
 
 
 def test_bfloat16_training_learns_as_well_as_float32(Estimator, digits, monkeypatch):
