@@ -336,7 +336,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             generator=generator,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
-            check_convergence=first_call,
+            check_convergence=not incremental,
             verbose=self.verbose,
         )
         if not incremental and not converged:

@@ -24,6 +24,8 @@ class History:
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     no_improvement_count: int = 0
+    n_steps: int = 0  # optimizer steps taken, over all calls
+    warmup_steps: int | None = None  # the ramp's length, set by the first call
 
 
 def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
@@ -96,11 +98,23 @@ def train(
     the convergence criterion (scikit-learn's MLP rule) stopped training.
 
     ``model`` must have a ``loss(x, generator)`` method returning the mean loss
-    of a batch. With ``X_val``, the best weights by validation score are
+    of a batch. Convergence is judged in a fit (``check_convergence``), not in
+    ``partial_fit``. With ``X_val``, the best weights by validation score are
     restored at the end, as MLP does with ``early_stopping``.
     """
     n_samples = len(X)
     n_batches = batches(n_samples, batch_size)
+    # A model may ramp its objective in over its first ``warmup_steps`` steps
+    # (the VAE's KL warm-up): the loop sets ``model.warmup`` from 0 to 1. While
+    # the objective still changes, its loss says nothing about convergence,
+    # so the stopping rule waits for the ramp's end. A fit ramps over at most
+    # a quarter of its steps, so that a short fit can still stop early; the
+    # first call fixes the length, which later partial_fit calls keep.
+    if history.warmup_steps is None:
+        history.warmup_steps = getattr(model, "warmup_steps", 0)
+        if check_convergence:
+            history.warmup_steps = min(history.warmup_steps, n_epochs * n_batches // 4)
+    warmup_steps = history.warmup_steps
     # Mixed precision: the networks' matrix products may run in bfloat16;
     # weights, optimizer state and the loss stay float32.
     autocast = (
@@ -120,12 +134,15 @@ def train(
             parts = torch.tensor_split(X, n_batches)
         total = torch.zeros((), device=X.device)
         for xb in parts:
+            if warmup_steps:
+                model.warmup = min(1.0, history.n_steps / warmup_steps)
             with autocast:
                 loss = model.loss(xb, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach() * len(xb)
+            history.n_steps += 1
         # .item() is the one host-device sync per epoch.
         epoch_loss = total.item() / n_samples
         if not math.isfinite(epoch_loss):
@@ -147,10 +164,13 @@ def train(
                 best_state = copy.deepcopy(model.state_dict())
         else:
             improved = epoch_loss <= history.best_loss - tol
-        history.best_loss = min(history.best_loss, epoch_loss)
-        history.no_improvement_count = (
-            0 if improved else history.no_improvement_count + 1
-        )
+        if history.n_steps < warmup_steps:
+            history.no_improvement_count = 0
+        else:
+            history.best_loss = min(history.best_loss, epoch_loss)
+            history.no_improvement_count = (
+                0 if improved else history.no_improvement_count + 1
+            )
         if verbose:
             print(f"{message}, {time.perf_counter() - start:.2f} s")
         if check_convergence and history.no_improvement_count > n_iter_no_change:

@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skvae import AutoencoderTransformer, VAETransformer
+from skvae._vae import KL_WARMUP_STEPS
 
 ESTIMATORS = [AutoencoderTransformer, VAETransformer]
 
@@ -234,6 +235,32 @@ def test_partial_fit_after_fit_continues(Estimator, digits):
     assert est.loss_curve_[:5] == curve
     # Adam keeps its moments: the next epoch continues the descent.
     assert est.loss_curve_[5] < curve[0]
+
+
+def test_vae_kl_warmup_spans_partial_fit_calls(digits):
+    # The ramp counts optimizer steps over all calls: a stream of chunks warms
+    # up once, as one fit does, and a later call does not restart it.
+    X = digits[0][:100]  # one batch, so one step per call
+    vae = VAETransformer(random_state=0)
+    weights = []
+    for _ in range(KL_WARMUP_STEPS + 10):
+        vae.partial_fit(X)
+        weights.append(vae._model.warmup)  # the KL weight of the last step
+    assert weights[0] == 0
+    assert weights[249] == pytest.approx(249 / KL_WARMUP_STEPS)
+    assert weights[KL_WARMUP_STEPS:] == [1.0] * 10
+    # Scores use the full KL term whatever the ramp.
+    assert np.isfinite(vae.score(X))
+
+
+def test_vae_fit_ramps_over_at_most_a_quarter_of_its_steps(digits):
+    X = digits[0][:300]  # 2 batches: 40 epochs are 80 steps
+    vae = VAETransformer(max_iter=40, tol=0, random_state=0).fit(X)
+    assert vae._history.n_steps == 80
+    assert vae._model.warmup == 1.0
+    # partial_fit goes on with the full KL term: the ramp does not restart.
+    vae.partial_fit(X)
+    assert vae._model.warmup == 1.0
 
 
 def test_partial_fit_different_width_raises(Estimator, digits):
