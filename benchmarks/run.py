@@ -40,7 +40,7 @@ import sklearn
 import torch
 from costs import early_stopping, inference, memory, memory_child
 from hand_loop import compiled, profile, speed
-from quality import compare, time_to_quality
+from quality import compare, manifolds, time_to_quality
 
 from skvae.datasets import FASHION_MNIST_DIR, load_mnist_like
 
@@ -53,6 +53,7 @@ SECTIONS = {
     "profile": profile,
     "compile": compiled,
     "compare": compare,
+    "manifolds": manifolds,
     "time_to_quality": time_to_quality,
 }
 
