@@ -36,7 +36,7 @@ class AutoencoderTransformer(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Size of the code (the latent dimension).
-    hidden_layer_sizes : array-like of int, default=(256, 64)
+    hidden_layer_sizes : array-like of int, default=(512, 128)
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
 "leaky_relu"}, default="relu"
@@ -132,7 +132,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(256, 64),
+        hidden_layer_sizes=(512, 128),
         activation="relu",
         loss="squared_error",
         batch_size=256,

@@ -124,7 +124,7 @@ class VAETransformer(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Number of latent dimensions.
-    hidden_layer_sizes : array-like of int, default=(256, 64)
+    hidden_layer_sizes : array-like of int, default=(512, 128)
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
 "leaky_relu"}, default="relu"
@@ -241,7 +241,7 @@ class VAETransformer(BaseAutoencoder):
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(256, 64),
+        hidden_layer_sizes=(512, 128),
         activation="relu",
         beta=1.0,
         likelihood="gaussian",
