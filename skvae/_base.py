@@ -1,11 +1,11 @@
 """What the autoencoder and the VAE share: parameters, validation, the path
 from arrays to tensors and back, and the fit/partial_fit plumbing."""
 
+import contextlib
 import copy
 import math
 import warnings
 from abc import abstractmethod
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -122,7 +122,7 @@ def check_unit_interval(X: np.ndarray, what: str) -> None:
         )
 
 
-@contextmanager
+@contextlib.contextmanager
 def restore_on_failure(estimator):
     """Put the estimator's attributes back if the block raises (bad input,
     divergence, Ctrl-C): ``validate_data(reset=True)`` has already replaced
@@ -135,6 +135,37 @@ def restore_on_failure(estimator):
         vars(estimator).clear()
         vars(estimator).update(state)
         raise
+
+
+@contextlib.contextmanager
+def own_torch_state(device: torch.device, *, training: bool):
+    """Run our torch code the same whatever the caller enclosed it in:
+    ``no_grad`` or ``inference_mode`` (training needs gradients; inference
+    needs none), or ``autocast`` (outputs must keep X's dtype; training turns
+    on its own mixed precision where it pays)."""
+    no_autocast = (
+        torch.autocast(device.type, enabled=False)
+        if device.type in ("cpu", "cuda")
+        else contextlib.nullcontext()
+    )
+    with no_autocast, torch.inference_mode(not training):
+        with torch.enable_grad() if training else contextlib.nullcontext():
+            yield
+
+
+@contextlib.contextmanager
+def float32_default():
+    """Create tensors in float32 even where the caller changed torch's
+    default dtype; touches the process-wide setting only when it differs."""
+    previous = torch.get_default_dtype()
+    if previous == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _to_cpu(state):
@@ -221,6 +252,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """A module with ``encoder``, ``decoder`` and ``loss(x, generator)``."""
 
     @abstractmethod
+    def _fresh_model(self, n_features: int, seed: int) -> nn.Module:
+        """The networks, initialised from ``seed``: in float32 whatever the
+        user's default dtype, and without touching the global torch RNG."""
+        with torch.random.fork_rng(devices=[]), float32_default():
+            torch.manual_seed(seed)
+            return self._build_model(n_features, self._hidden_layer_sizes())
+
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """The deterministic code of standardized ``x`` by ``encoder`` (a
         private copy of ``encoder_``)."""
@@ -287,16 +325,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         n_epochs: int | None,
         incremental: bool = False,
     ) -> None:
-        hidden = self._hidden_layer_sizes()
         device = resolve_device(self.device)
+        with own_torch_state(device, training=True):
+            self._train(X, device, first_call, n_epochs, incremental)
+
+    def _train(self, X, device, first_call, n_epochs, incremental) -> None:
         rng = check_random_state(self.random_state)
         init_seed, shuffle_seed = rng.randint(np.iinfo(np.int32).max, size=2)
         if first_call:
             mean, scale = self._standardization(X)
-            # Build the modules without touching the user's global torch RNG.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(init_seed))
-                model = self._build_model(X.shape[1], hidden)
+            model = self._fresh_model(X.shape[1], int(init_seed))
             optimizer_state, history = None, History()
         else:
             mean, scale = self.mean_, self.scale_
@@ -451,7 +489,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch_size = max(1, INFERENCE_BATCH_VALUES // values_per_row)
         out = np.empty((len(X), n_out), dtype=X.dtype)
         device = self._inference_device()
-        with torch.inference_mode():
+        with own_torch_state(device, training=False):
             for start in range(0, len(X), batch_size):
                 chunk = X[start : start + batch_size]
                 if not (chunk.flags.c_contiguous and chunk.flags.writeable):

@@ -135,10 +135,8 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         estimator = cls(**{name: _decode(v, {}) for name, v in data["params"].items()})
         estimator._validate_params()
         attributes = data["attributes"]
-        hidden = estimator._hidden_layer_sizes()
-        # Rebuilding initialises weights; keep that off the user's global RNG.
-        with torch.random.fork_rng(devices=[]):
-            model = estimator._build_model(attributes["n_features_in_"], hidden)
+        # The weights it initialises are overwritten at once.
+        model = estimator._fresh_model(attributes["n_features_in_"], seed=0)
         model.load_state_dict(data["state_dict"])
         model.eval()
         modules = dict(model.named_modules())

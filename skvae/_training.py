@@ -141,6 +141,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            # Autocast keeps its bfloat16 copies of the weights until the
+            # outermost autocast context exits, and the estimators run this
+            # loop inside one (shielding it from the caller's): drop the
+            # copies once the step has changed the weights.
+            torch.clear_autocast_cache()
             total += loss.detach() * len(xb)
             history.n_steps += 1
         # .item() is the one host-device sync per epoch.

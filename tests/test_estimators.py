@@ -141,6 +141,48 @@ def test_fit_leaves_global_torch_rng_untouched(Estimator, digits, random_state):
     assert torch.equal(torch.get_rng_state(), before)
 
 
+def run_whole_api(est, X):
+    """Fit, partial_fit and every inference method; what each returned."""
+    est.fit(X).partial_fit(X)
+    out = {"transform": est.transform(X)}
+    out["inverse_transform"] = est.inverse_transform(out["transform"])
+    if isinstance(est, VAETransformer):
+        out["score_samples"] = est.score_samples(X)
+        out["sample"] = est.sample(3, random_state=0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "caller_context",
+    [torch.no_grad, torch.inference_mode, lambda: torch.autocast("cpu")],
+    ids=["no_grad", "inference_mode", "autocast"],
+)
+def test_api_unaffected_by_callers_torch_context(Estimator, digits, caller_context):
+    # Training needs gradients and inference must keep X's dtype, whatever
+    # torch context the caller's code happens to run in.
+    X = digits[0][:300].astype(np.float32)
+    expected = run_whole_api(Estimator(max_iter=2, random_state=0), X)
+    with caller_context():
+        got = run_whole_api(Estimator(max_iter=2, random_state=0), X)
+    assert torch.is_grad_enabled() is True  # our contexts were left again
+    for name, value in got.items():
+        assert value.dtype == expected[name].dtype, name
+        np.testing.assert_allclose(value, expected[name], rtol=1e-5, err_msg=name)
+
+
+def test_api_unaffected_by_torch_default_dtype(Estimator, digits):
+    X = digits[0][:300].astype(np.float32)
+    expected = run_whole_api(Estimator(max_iter=2, random_state=0), X)
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = run_whole_api(Estimator(max_iter=2, random_state=0), X)
+        assert torch.get_default_dtype() == torch.float64  # left as the user set it
+    finally:
+        torch.set_default_dtype(torch.float32)
+    for name, value in got.items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
 def test_fit_leaves_global_numpy_rng_untouched_with_int_seed(Estimator, digits):
     X, _ = digits
     np.random.seed(123)  # noqa: NPY002 (the global state is under test)

@@ -341,6 +341,20 @@ def test_load_model_does_not_touch_global_torch_rng(tmp_path):
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_load_model_builds_float32_networks_under_another_default_dtype(tmp_path):
+    estimator = make(VAETransformer).fit(_X)
+    save_model(estimator, tmp_path / "model.pt")
+    torch.set_default_dtype(torch.float64)
+    try:
+        loaded = load_model(tmp_path / "model.pt")
+        loaded.partial_fit(_X)  # float32 data meet float32 weights
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert {p.dtype for p in loaded._model.parameters()} == {torch.float32}
+    estimator.partial_fit(_X)
+    np.testing.assert_array_equal(loaded.transform(_X), estimator.transform(_X))
+
+
 class _Payload:
     def __init__(self, path):
         self.path = path
