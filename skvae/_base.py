@@ -251,7 +251,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
         """A module with ``encoder``, ``decoder`` and ``loss(x, generator)``."""
 
-    @abstractmethod
     def _fresh_model(self, n_features: int, seed: int) -> nn.Module:
         """The networks, initialised from ``seed``: in float32 whatever the
         user's default dtype, and without touching the global torch RNG."""
@@ -259,6 +258,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             torch.manual_seed(seed)
             return self._build_model(n_features, self._hidden_layer_sizes())
 
+    @abstractmethod
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """The deterministic code of standardized ``x`` by ``encoder`` (a
         private copy of ``encoder_``)."""
