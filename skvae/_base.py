@@ -252,9 +252,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """A module with ``encoder``, ``decoder`` and ``loss(x, generator)``."""
 
     def _fresh_model(self, n_features: int, seed: int) -> nn.Module:
-        """The networks, initialised from ``seed``: in float32 whatever the
-        user's default dtype, and without touching the global torch RNG."""
-        with torch.random.fork_rng(devices=[]), float32_default():
+        """The networks, initialised from ``seed``: on the CPU in float32
+        whatever the user's default device and dtype (so that a seed gives
+        the same weights everywhere), without touching the global torch RNG."""
+        with torch.random.fork_rng(devices=[]), float32_default(), torch.device("cpu"):
             torch.manual_seed(seed)
             return self._build_model(n_features, self._hidden_layer_sizes())
 

@@ -364,6 +364,7 @@ class VAETransformer(BaseAutoencoder):
             (N_SCORE_SAMPLES, self.n_components),
             generator=torch.Generator().manual_seed(0),
             dtype=torch.float64,
+            device="cpu",
         ).to(device)
         variance = self._model.noise_variance.to(device, torch.float64)
 

@@ -170,15 +170,29 @@ def test_api_unaffected_by_callers_torch_context(Estimator, digits, caller_conte
         np.testing.assert_allclose(value, expected[name], rtol=1e-5, err_msg=name)
 
 
-def test_api_unaffected_by_torch_default_dtype(Estimator, digits):
+@pytest.mark.parametrize(
+    "set_default, restore",
+    [
+        (
+            lambda: torch.set_default_dtype(torch.float64),
+            lambda: torch.set_default_dtype(torch.float32),
+        ),
+        # A device with no data stands in for "cuda" on machines without one.
+        (
+            lambda: torch.set_default_device("meta"),
+            lambda: torch.set_default_device(None),
+        ),
+    ],
+    ids=["default_dtype", "default_device"],
+)
+def test_api_unaffected_by_torch_defaults(Estimator, digits, set_default, restore):
     X = digits[0][:300].astype(np.float32)
     expected = run_whole_api(Estimator(max_iter=2, random_state=0), X)
-    torch.set_default_dtype(torch.float64)
+    set_default()
     try:
         got = run_whole_api(Estimator(max_iter=2, random_state=0), X)
-        assert torch.get_default_dtype() == torch.float64  # left as the user set it
     finally:
-        torch.set_default_dtype(torch.float32)
+        restore()
     for name, value in got.items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
 
