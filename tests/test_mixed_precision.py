@@ -62,3 +62,15 @@ def test_bfloat16_training_is_deterministic(digits, monkeypatch):
     second = fit(VAETransformer, X, monkeypatch, bfloat16=True)
     assert first.loss_curve_ == second.loss_curve_
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
+
+
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_training_inside_callers_autocast_is_unchanged(digits, monkeypatch, bfloat16):
+    # The caller's autocast must not reach the training (float16 products, or
+    # weight copies that autocast keeps until the outermost context exits).
+    X, _ = digits
+    alone = fit(VAETransformer, X, monkeypatch, bfloat16=bfloat16)
+    with torch.autocast("cpu", dtype=torch.float16):
+        enclosed = fit(VAETransformer, X, monkeypatch, bfloat16=bfloat16)
+    assert enclosed.loss_curve_ == alone.loss_curve_
+    np.testing.assert_array_equal(enclosed.transform(X), alone.transform(X))
