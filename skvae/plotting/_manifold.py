@@ -14,8 +14,9 @@ from ._common import (
     set_axis_labels,
 )
 
-# The classic Keras VAE tutorial's grid range: +-4 standard deviations of the
-# N(0, I) prior covers all but a sliver of its mass.
+# The classic Keras VAE tutorial's grid range: +-4 standard deviations of an
+# N(0, I) prior covers all but a sliver of its mass, and the square holds 91%
+# of the default Student-t prior's (2 degrees of freedom).
 PRIOR_EXTENT = (-4.0, 4.0)
 
 
@@ -158,8 +159,9 @@ class ManifoldGridDisplay:
             Number of images along each side of the grid.
         extent : tuple of float, default=None
             ``(lo, hi)`` for both axes or ``(x_lo, x_hi, y_lo, y_hi)``. When
-            None, ``(-4, 4)`` for a VAE (an estimator with ``sample``, whose
-            prior is N(0, I)) and the range of ``transform(X)`` otherwise.
+            None, ``(-4, 4)`` for a VAE (an estimator with ``sample``: the
+            square holds most of its prior's mass) and the range of
+            ``transform(X)`` otherwise.
         dims : tuple of two int, default=(0, 1)
             Latent dimensions that vary along the x and y axes. The others sit
             at the prior mean 0 for a VAE and at the median code of X otherwise.
