@@ -3,8 +3,8 @@
 Generating digits and walking between them
 =============================================
 
-A VAE is a generative model: its latent space has a prior distribution, and
-the decoder turns any latent point into an image.
+A VAE is a generative model: its latent space has a standard normal prior,
+and the decoder turns any latent point into an image.
 :meth:`~skvae.VAETransformer.sample` draws latent points from the prior and
 decodes them, and :meth:`~skvae.VAETransformer.inverse_transform` decodes
 points of our choosing, such as the points on a straight line between the
@@ -16,9 +16,7 @@ codes of two real digits.
 # ---
 # The 8x8 digits, with pixels scaled to [0, 1]. Four latent dimensions are
 # few enough that most draws from the prior land where the training digits'
-# codes are, and so decode into recognisable digits. The standard normal prior
-# fits the codes more closely than the default heavy-tailed Student-t, whose
-# codes spread wider than its draws: for generating, it is the better choice.
+# codes are, and so decode into recognisable digits.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -27,10 +25,7 @@ from skvae import VAETransformer
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
-vae = VAETransformer(
-    n_components=4, prior="normal", early_stopping=True, random_state=0
-)
-vae.fit(X)
+vae = VAETransformer(n_components=4, early_stopping=True, random_state=0).fit(X)
 
 
 def show(images, n_cols, title):

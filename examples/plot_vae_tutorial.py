@@ -61,13 +61,10 @@ for n_components in (32, 2):
 # %%
 # A variational autoencoder with two latent dimensions
 # -----------------------------------------------------
-# ``likelihood="bernoulli"`` and ``prior="normal"`` are the tutorial's VAE
-# loss: binary cross-entropy plus the KL divergence to the N(0, I) prior.
-# ``transform`` returns each digit's posterior mean, the point the tutorial
-# plotted.
-vae = VAETransformer(
-    2, likelihood="bernoulli", prior="normal", max_iter=100, random_state=0
-)
+# ``likelihood="bernoulli"`` is the tutorial's VAE loss: binary cross-entropy
+# plus the KL divergence to the N(0, I) prior. ``transform`` returns each
+# digit's posterior mean, the point the tutorial plotted.
+vae = VAETransformer(2, likelihood="bernoulli", max_iter=100, random_state=0)
 vae.fit(X_train)
 display = LatentSpaceDisplay.from_estimator(vae, X_test, y_test)
 display.ax_.set_title("VAE codes of the test digits")

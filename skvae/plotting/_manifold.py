@@ -15,8 +15,8 @@ from ._common import (
 )
 
 # The classic Keras VAE tutorial's grid range: +-4 standard deviations of an
-# N(0, I) prior covers all but a sliver of its mass, and the square holds 91%
-# of the default Student-t prior's (2 degrees of freedom).
+# N(0, I) prior covers all but a sliver of its mass; the square holds 91% of
+# the Student-t prior's (prior="student_t").
 PRIOR_EXTENT = (-4.0, 4.0)
 
 
