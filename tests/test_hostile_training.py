@@ -77,6 +77,8 @@ BAD_PARAMS = [
     ("beta", "1"),
     ("likelihood", "poisson"),
     ("likelihood", None),
+    ("prior", "laplace"),
+    ("prior", None),
     ("loss", "l1"),
     ("loss", "mse"),
 ]

@@ -55,6 +55,7 @@ BAD_PARAMS += [
     (VAETransformer, "beta", -1.0),
     (VAETransformer, "beta", "high"),
     (VAETransformer, "likelihood", "poisson"),
+    (VAETransformer, "prior", "cauchy"),
     (AutoencoderTransformer, "loss", "poisson"),
     (AutoencoderTransformer, "loss", "mse"),
 ]
