@@ -175,8 +175,9 @@ class VAETransformer(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Number of latent dimensions.
-    hidden_layer_sizes : array-like of int, default=(512, 128)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
+    hidden_layer_sizes : array-like of int or int, default=(512, 128)
+        Widths of the encoder's hidden layers (an int: one layer, as in
+        MLPRegressor); the decoder mirrors them.
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
 "leaky_relu"}, default="relu"
         Activation between layers.

@@ -127,6 +127,15 @@ def test_fit_different_models_different_random_state(Estimator, digits):
     assert not np.allclose(a.transform(X), b.transform(X))
 
 
+def test_int_hidden_layer_sizes_is_one_layer_as_in_mlp(Estimator, digits):
+    X = digits[0][:300]
+    a = Estimator(hidden_layer_sizes=16, max_iter=3, random_state=0).fit(X)
+    b = Estimator(hidden_layer_sizes=(16,), max_iter=3, random_state=0).fit(X)
+    assert [p.shape for p in a.encoder_.parameters()][0] == (16, 64)
+    assert state_dicts_equal(a.encoder_, b.encoder_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
 @pytest.mark.parametrize("random_state", [0, None])
 def test_fit_leaves_global_torch_rng_untouched(Estimator, digits, random_state):
     X, _ = digits

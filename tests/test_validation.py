@@ -24,6 +24,7 @@ COMMON_BAD_PARAMS = [
     ("n_components", "2"),
     ("hidden_layer_sizes", "abc"),
     ("hidden_layer_sizes", 5.5),
+    ("hidden_layer_sizes", 0),
     ("hidden_layer_sizes", (0,)),
     ("hidden_layer_sizes", (64, -3)),
     ("hidden_layer_sizes", (64, "a")),
