@@ -89,6 +89,10 @@ class AutoencoderTransformer(BaseAutoencoder):
         Per-feature means removed before encoding.
     scale_ : float
         Global scale divided out before encoding.
+    n_components_ : int
+        Number of latent dimensions of the fitted networks: ``n_components``
+        at the first fit; inference reads it (and the fitted likelihood or
+        loss) even if ``set_params`` changed the parameters since.
     n_iter_ : int
         Epochs run.
     max_iter_ : int
@@ -185,4 +189,5 @@ class AutoencoderTransformer(BaseAutoencoder):
         return encoder(x)
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(output) if not self._standardizes else output
+        bce = self._model.reconstruction_loss == "binary_crossentropy"
+        return torch.sigmoid(output) if bce else output

@@ -397,6 +397,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._optimizer_state = _to_cpu(optimizer.state_dict())
         self._history = history
         self.encoder_, self.decoder_ = model.encoder, model.decoder
+        # Inference reads the fitted settings, never the parameters, which
+        # set_params may have changed since (as PCA reads components_).
+        self.n_components_ = self.n_components if first_call else self.n_components_
         self.n_iter_ = len(history.loss_curve)
         self.loss_curve_ = list(history.loss_curve)
         self.loss_ = history.loss_curve[-1]
@@ -529,7 +532,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._batched(
             lambda x: self._encode(torch.sub(x, mean).div_(self.scale_), encoder),
             X,
-            self.n_components,
+            self.n_components_,
         )
 
     def inverse_transform(self, X):
@@ -549,25 +552,25 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Z = self._validate_codes(X)
         device = self._inference_device()
         decoder = self._inference_copy(self.decoder_, device, Z.dtype)
-        if self._standardizes:
-            # Fold "* scale_ + mean_" into the private copy's last linear layer,
-            # so the network writes the final values in one pass.
-            last = decoder[-1]
-            with torch.no_grad():
-                last.weight.mul_(self.scale_)
-                last.bias.mul_(self.scale_).add_(
-                    torch.as_tensor(self.mean_, dtype=last.bias.dtype, device=device)
-                )
+        # Fold "* scale_ + mean_" into the private copy's last linear layer, so
+        # the network writes the final values in one pass (without
+        # standardization they are 1 and 0: then it changes nothing).
+        last = decoder[-1]
+        with torch.no_grad():
+            last.weight.mul_(self.scale_)
+            last.bias.mul_(self.scale_).add_(
+                torch.as_tensor(self.mean_, dtype=last.bias.dtype, device=device)
+            )
         return self._batched(
             lambda z: self._decoder_mean(decoder(z)), Z, self.n_features_in_
         )
 
     def _validate_codes(self, Z) -> np.ndarray:
         Z = check_array(Z, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {self.__class__.__name__} "
-                f"expects codes with n_components={self.n_components} features."
+                f"expects codes with n_components={self.n_components_} features."
             )
         return Z
 
@@ -576,7 +579,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Raises NotFittedError (an AttributeError) before fit, so that
         # get_feature_names_out() needs a fitted estimator, as in PCA.
         check_is_fitted(self)
-        return self.n_components
+        return self.n_components_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -246,6 +246,10 @@ class VAETransformer(BaseAutoencoder):
         Per-feature means removed before encoding.
     scale_ : float
         Global scale divided out before encoding.
+    n_components_ : int
+        Number of latent dimensions of the fitted networks: ``n_components``
+        at the first fit; inference reads it (and the fitted likelihood or
+        loss) even if ``set_params`` changed the parameters since.
     n_iter_ : int
         Epochs run.
     max_iter_ : int
@@ -358,7 +362,7 @@ class VAETransformer(BaseAutoencoder):
         return _VAEModel(encoder, decoder, self.likelihood, self.beta, self.prior)
 
     def _after_fit(self) -> None:
-        if self.likelihood == "gaussian":
+        if self._model.likelihood == "gaussian":
             # scale_ * scale_, not scale_**2: inf, not OverflowError, past 1e154.
             scale_squared = self.scale_ * self.scale_
             self.noise_variance_ = float(self._model.noise_variance) * scale_squared
@@ -367,7 +371,8 @@ class VAETransformer(BaseAutoencoder):
         return encoder(x)[0]
 
     def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
+        bernoulli = self._model.likelihood == "bernoulli"
+        return torch.sigmoid(output) if bernoulli else output
 
     @validate_params(
         {
@@ -394,7 +399,7 @@ class VAETransformer(BaseAutoencoder):
         """
         check_is_fitted(self)
         rng = check_random_state(random_state)
-        z = draw_prior(rng, int(n_samples), self.n_components, self.prior)
+        z = draw_prior(rng, int(n_samples), self.n_components_, self._model.prior)
         return self.inverse_transform(z)
 
     def score_samples(self, X):
@@ -418,14 +423,15 @@ class VAETransformer(BaseAutoencoder):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        if self.likelihood == "bernoulli":
+        likelihood, prior = self._model.likelihood, self._model.prior
+        if likelihood == "bernoulli":
             check_unit_interval(X, "likelihood='bernoulli'")
         X_std = standardize(X, self.mean_, self.scale_, X.dtype)
         device = self._inference_device()
         encoder = self._inference_copy(self.encoder_, device, X_std.dtype)
         decoder = self._inference_copy(self.decoder_, device, X_std.dtype)
         noise = torch.randn(
-            (N_SCORE_SAMPLES, self.n_components),
+            (N_SCORE_SAMPLES, self.n_components_),
             generator=torch.Generator().manual_seed(0),
             dtype=torch.float64,
             device="cpu",
@@ -437,16 +443,16 @@ class VAETransformer(BaseAutoencoder):
             # Likelihood terms in float64: far-out inputs must not overflow.
             mean, logvar = mean.double(), logvar.double()
             z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * noise  # (n, K, k)
-            output = decoder(z.reshape(-1, self.n_components).to(x.dtype))
+            output = decoder(z.reshape(-1, self.n_components_).to(x.dtype))
             output = output.double().reshape(len(x), N_SCORE_SAMPLES, -1)
             x = x.double()[:, None]
-            if self.likelihood == "bernoulli":
+            if likelihood == "bernoulli":
                 # (BCE does not broadcast: expand x over the K draws.)
                 log_px = -bernoulli_nll(x.expand_as(output), output)
             else:
                 squared_error = (x - output).square().sum(-1)
                 log_px = -gaussian_nll(squared_error, x.shape[-1], variance)
-            log_pz = log_prior(z, self.prior)
+            log_pz = log_prior(z, prior)
             log_qz = -0.5 * (noise.square() + LOG_2PI + logvar[:, None]).sum(-1)
             log_weights = log_px + log_pz - log_qz
             return torch.logsumexp(log_weights, 1, keepdim=True) - math.log(

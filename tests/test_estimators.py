@@ -106,6 +106,35 @@ def test_persistence_round_trip_gives_identical_outputs(fitted, digits, via, tmp
         )
 
 
+@pytest.mark.parametrize(
+    "Estimator, changes",
+    [
+        (AutoencoderTransformer, dict(n_components=5, loss="binary_crossentropy")),
+        (VAETransformer, dict(n_components=5, likelihood="bernoulli")),
+        (VAETransformer, dict(prior="student_t")),
+    ],
+    ids=["ae", "vae-likelihood", "vae-prior"],
+)
+def test_set_params_after_fit_leaves_fitted_model_unchanged(Estimator, changes, digits):
+    # As PCA reads components_, inference reads the fitted settings: changing
+    # a parameter without refitting must not decode through the wrong link or
+    # score under the wrong likelihood.
+    X = digits[0][:300]
+    estimator = Estimator(n_components=3, max_iter=3, random_state=0).fit(X)
+    Z = estimator.transform(X)
+    before = [Z, estimator.inverse_transform(Z), estimator.get_feature_names_out()]
+    if Estimator is VAETransformer:
+        before += [estimator.score_samples(X), estimator.sample(4, random_state=0)]
+    estimator.set_params(**changes)
+    after = [Z, estimator.inverse_transform(Z), estimator.get_feature_names_out()]
+    after[0] = estimator.transform(X)
+    if Estimator is VAETransformer:
+        after += [estimator.score_samples(X), estimator.sample(4, random_state=0)]
+    assert estimator.n_components_ == 3
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- determinism ----------------------------------------------------------------
 
 
