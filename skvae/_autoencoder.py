@@ -16,6 +16,9 @@ class _AutoencoderModel(nn.Module):
         self.encoder, self.decoder = encoder, decoder
         self.reconstruction_loss = loss
 
+    def extra_repr(self) -> str:
+        return f"loss={self.reconstruction_loss!r}"  # see _VAEModel.extra_repr
+
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Mean reconstruction loss per feature; ``generator`` is unused."""
         output = self.decoder(self.encoder(x)).to(x.dtype)  # float32 loss

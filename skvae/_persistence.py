@@ -45,6 +45,14 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
     file : str, path-like or binary file object
         Where to write.
 
+    Raises
+    ------
+    ValueError
+        If ``set_params`` changed a parameter that shapes the networks
+        (``n_components``, ``hidden_layer_sizes``, ``activation``, the
+        likelihood, prior, ``beta`` or loss) since fit: the file could not
+        rebuild the fitted model.
+
     Examples
     --------
     >>> import io
@@ -66,6 +74,16 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
             f"{type(estimator).__name__}."
         )
     check_is_fitted(estimator)
+    # load_model rebuilds the networks from the parameters: they must still
+    # build the fitted ones, which set_params without a refit may have changed.
+    estimator._validate_params()
+    rebuilt = estimator._fresh_model(estimator.n_features_in_, seed=0)
+    if repr(rebuilt) != repr(estimator._model):
+        raise ValueError(
+            f"The parameters of this {type(estimator).__name__} no longer describe "
+            "its fitted networks (set_params was called after fit): refit, or set "
+            "them back, before saving."
+        )
     params = estimator.get_params(deep=False)
     modules = {id(module): path for path, module in estimator._model.named_modules()}
     attributes = {

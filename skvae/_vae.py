@@ -116,6 +116,11 @@ class _VAEModel(nn.Module):
         # average of the per-batch estimate, used for validation and scoring.
         self.register_buffer("noise_variance", torch.ones(()))
 
+    def extra_repr(self) -> str:
+        # In repr, so that save_model can tell whether the parameters still
+        # describe this model.
+        return f"likelihood={self.likelihood!r}, beta={self.beta}, prior={self.prior!r}"
+
     # KL warm-up: the training loop ramps ``warmup`` from 0 to 1 over the first
     # ``warmup_steps`` steps, and the KL term's weight with it.
     warmup_steps = KL_WARMUP_STEPS

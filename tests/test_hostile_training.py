@@ -12,7 +12,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 import skvae._base
-from skvae import VAETransformer, load_model, save_model
+from skvae import AutoencoderTransformer, VAETransformer, load_model, save_model
 from skvae._base import resolve_device
 from tests._hostile_data import (
     _X,
@@ -420,6 +420,29 @@ def test_save_model_refuses_unfitted_and_foreign_estimators():
         save_model(make(VAETransformer), io.BytesIO())
     with pytest.raises(TypeError, match="AutoencoderTransformer and VAETransformer"):
         save_model(PCA().fit(_X), io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    "cls, changes",
+    [
+        (AutoencoderTransformer, dict(loss="binary_crossentropy")),
+        (AutoencoderTransformer, dict(activation="tanh")),
+        (VAETransformer, dict(prior="student_t")),
+        (VAETransformer, dict(n_components=3)),
+        (VAETransformer, dict(hidden_layer_sizes=(8, 8))),
+    ],
+)
+def test_save_model_refuses_parameters_changed_since_fit(cls, changes):
+    # load_model rebuilds the networks from the saved parameters: after a
+    # set_params without a refit they would build other networks than the
+    # fitted ones, and the loaded model would differ from the saved one.
+    estimator = make(cls).fit(_X)
+    fitted_params = estimator.get_params()
+    estimator.set_params(**changes)
+    with pytest.raises(ValueError, match="set_params was called after fit"):
+        save_model(estimator, io.BytesIO())
+    estimator.set_params(**{name: fitted_params[name] for name in changes})
+    save_model(estimator, io.BytesIO())
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
