@@ -178,8 +178,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         # Cross-entropy models the raw values as probabilities.
         return self.loss == "squared_error"
 
-    def _check_data(self, X: np.ndarray) -> None:
-        if self.loss == "binary_crossentropy":
+    def _check_data(self, X: np.ndarray, model: nn.Module | None = None) -> None:
+        loss = self.loss if model is None else model.reconstruction_loss
+        if loss == "binary_crossentropy":
             check_unit_interval(X, "loss='binary_crossentropy'")
 
     def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:

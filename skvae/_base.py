@@ -272,8 +272,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Decoder output to the mean of p(x | z) (e.g. a sigmoid of logits)."""
         return output
 
-    def _check_data(self, X: np.ndarray) -> None:
-        """Reject data the loss cannot model (e.g. outside [0, 1])."""
+    def _check_data(self, X: np.ndarray, model: nn.Module | None = None) -> None:
+        """Reject data the loss cannot model (e.g. outside [0, 1]): the loss
+        of ``model``, the fitted model a partial_fit continues, or with None
+        the loss the parameters ask for."""
 
     # -- fitting -----------------------------------------------------------------
 
@@ -318,7 +320,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         first_call = not hasattr(self, "_model")
         with restore_on_failure(self):
             X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
-            self._check_data(X)
+            self._check_data(X, None if first_call else self._model)
             self._fit(X, first_call=first_call, n_epochs=1, incremental=True)
         return self
 

@@ -355,8 +355,9 @@ class VAETransformer(BaseAutoencoder):
         # A Bernoulli likelihood models the raw values as probabilities.
         return self.likelihood == "gaussian"
 
-    def _check_data(self, X: np.ndarray) -> None:
-        if self.likelihood == "bernoulli":
+    def _check_data(self, X: np.ndarray, model: nn.Module | None = None) -> None:
+        likelihood = self.likelihood if model is None else model.likelihood
+        if likelihood == "bernoulli":
             check_unit_interval(X, "likelihood='bernoulli'")
 
     def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:

@@ -135,6 +135,17 @@ def test_set_params_after_fit_leaves_fitted_model_unchanged(Estimator, changes, 
         np.testing.assert_array_equal(a, b)
 
 
+def test_partial_fit_checks_data_against_the_model_it_continues(digits):
+    X = digits[0][:300]
+    bernoulli = VAETransformer(likelihood="bernoulli", max_iter=2, random_state=0)
+    bernoulli.fit(X).set_params(likelihood="gaussian")
+    with pytest.raises(ValueError, match=r"requires X in \[0, 1\]"):
+        bernoulli.partial_fit(X * 16)
+    gaussian = VAETransformer(max_iter=2, random_state=0).fit(X * 16)
+    gaussian.set_params(likelihood="bernoulli").partial_fit(X * 16)
+    assert gaussian.n_iter_ == 3
+
+
 # -- determinism ----------------------------------------------------------------
 
 
