@@ -305,6 +305,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def partial_fit(self, X, y=None):
         """Train for one pass over X; the first call initialises the model.
 
+        The first call also fixes the standardization (``mean_``, ``scale_``)
+        from its chunk, so it should be representative of the data; a single
+        row is scaled by its own magnitude.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -452,7 +456,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             peak = float(np.abs(X).max())
             scale = peak * float(np.sqrt(np.mean(np.var(X / peak, axis=0))))
         if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
-            scale = 1.0  # constant data: nothing to scale
+            # No spread to measure (one row, as a first partial_fit chunk may
+            # be, or constant columns): the root mean square of the values
+            # themselves, so that later chunks of 1e6-sized data still reach
+            # the networks as unit-sized numbers; 1 for all-zero data.
+            peak = float(np.abs(X).max())
+            if peak > np.finfo(np.float64).tiny:
+                scale = peak * float(np.sqrt(np.mean(np.square(X / peak))))
+            else:
+                scale = 1.0
         return mean, scale
 
     def _split(self, X, mean, scale, rng, *, validate: bool):

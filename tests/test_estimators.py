@@ -342,6 +342,20 @@ def test_partial_fit_after_fit_continues(Estimator, digits):
     assert est.loss_curve_[5] < curve[0]
 
 
+def test_partial_fit_from_a_single_row_scales_by_its_magnitude(digits):
+    # One row has no spread to standardize by: the scale falls back to the
+    # row's root mean square, not 1, so that later chunks of 1e6-sized data
+    # still reach the networks as unit-sized numbers (with 1, the VAE's
+    # relative error was 0.93, no better than the mean).
+    X = digits[0][:600] * 1e6
+    vae = VAETransformer(random_state=0).partial_fit(X[:1])
+    assert vae.scale_ == pytest.approx(np.sqrt(np.mean(X[0] ** 2)))
+    for _ in range(10):
+        vae.partial_fit(X)
+    decoded = vae.inverse_transform(vae.transform(X))
+    assert np.mean((decoded - X) ** 2) / X.var() < 0.6
+
+
 def test_vae_kl_warmup_spans_partial_fit_calls(digits):
     # The ramp counts optimizer steps over all calls: a stream of chunks warms
     # up once, as one fit does, and a later call does not restart it.
