@@ -89,7 +89,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         Maps codes to standardized reconstructions (logits with
         ``loss="binary_crossentropy"``).
     mean_ : ndarray of shape (`n_features_in_`,)
-        Per-feature means removed before encoding.
+        Per-feature means removed before encoding (over the rows that are
+        not gross outliers; see the user guide).
     scale_ : float
         Global scale divided out before encoding.
     n_components_ : int

@@ -248,7 +248,8 @@ class VAETransformer(BaseAutoencoder):
         Variance of the Gaussian likelihood, in the units of X (only with
         ``likelihood="gaussian"``).
     mean_ : ndarray of shape (`n_features_in_`,)
-        Per-feature means removed before encoding.
+        Per-feature means removed before encoding (over the rows that are
+        not gross outliers; see the user guide).
     scale_ : float
         Global scale divided out before encoding.
     n_components_ : int

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
 from skvae import AutoencoderTransformer, VAETransformer
@@ -214,6 +216,26 @@ def test_scale_of_huge_data_is_not_mistaken_for_constant():
     huge = make(VAETransformer).fit(X * 1e200)
     np.testing.assert_allclose(huge.scale_, small.scale_ * 1e200, rtol=1e-12)
     np.testing.assert_allclose(huge.transform(X * 1e200), small.transform(X))
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_one_gross_outlier_row_does_not_ruin_the_others(cls):
+    # One digit a million times too large: the mean and scale it would
+    # dominate shrink the other rows to 1e-5-sized inputs, and the model
+    # ignored them (relative error 13.9 for the VAE, 1.18 for the AE; PCA(2)
+    # 0.80). Leaving gross outliers out of mean_ and scale_ fixes that.
+    X = load_digits().data / 16
+    corrupted = X.copy()
+    corrupted[0] *= 1e6
+    estimator = cls(random_state=0).fit(corrupted)
+    np.testing.assert_allclose(estimator.mean_, X[1:].mean(axis=0))
+    pca = PCA(2).fit(corrupted)
+
+    def relative_error(model):
+        decoded = model.inverse_transform(model.transform(corrupted))
+        return np.mean((decoded[1:] - X[1:]) ** 2) / np.mean(X[1:].var(axis=0))
+
+    assert relative_error(estimator) < 0.7 * relative_error(pca)
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,15 @@
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
-from skvae._base import chunk_rows, column_variances, standardize
+from skvae._base import (
+    chunk_rows,
+    column_medians,
+    column_variances,
+    standardize,
+    typical_rows,
+)
 
 
 @pytest.fixture
@@ -18,6 +25,33 @@ def X():
 def test_column_variances_equal_numpy(X):
     mean = X.mean(axis=0)
     np.testing.assert_allclose(column_variances(X, mean), X.var(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_medians_equal_numpy(X, dtype):
+    X = X.astype(dtype)
+    medians = column_medians(X)
+    assert medians.dtype == np.float64
+    np.testing.assert_array_equal(medians, np.median(X, axis=0))
+
+
+def test_typical_rows_flags_only_gross_outliers():
+    digits = load_digits().data
+    assert typical_rows(digits) is None  # no ordinary row is 100x the median's
+    corrupted = digits.copy()
+    corrupted[[3, 7]] *= 1e4
+    expected = np.ones(len(digits), bool)
+    expected[[3, 7]] = False
+    np.testing.assert_array_equal(typical_rows(corrupted), expected)
+    # Scale-free, without overflow or underflow at the ends of float64.
+    for factor in (1e200, 1e-300):
+        np.testing.assert_array_equal(typical_rows(corrupted * factor), expected)
+    # Nothing to compare with: fewer than 3 rows, constant or mostly-median data.
+    assert typical_rows(corrupted[:2]) is None
+    assert typical_rows(np.ones((10, 3))) is None
+    mostly_zero = np.zeros((10, 3))
+    mostly_zero[0] = 1e9
+    assert typical_rows(mostly_zero) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
