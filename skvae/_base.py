@@ -124,12 +124,17 @@ def column_medians(X: np.ndarray) -> np.ndarray:
 # row's distance are gross outliers (a corrupted record, a value in the wrong
 # units): they do not count in mean_ and scale_. Ordinary data have none:
 # the farthest digits or Fashion-MNIST row lies at 1.4 and 2 times the median
-# distance, of wine or breast_cancer at 5 and 15.
+# distance, of wine or breast_cancer at 5 and 15. Outliers are rare by
+# definition: when more than OUTLIER_SHARE of the rows (and more than one) lie
+# that far, they are the data's shape (a tight majority of idle readings
+# beside the real ones), and every row counts.
 OUTLIER_DISTANCE = 100
+OUTLIER_SHARE = 0.01
 
 
 def typical_rows(X: np.ndarray) -> np.ndarray | None:
-    """Mask of the rows that are not gross outliers, or None when no row is.
+    """Mask of the rows that are not gross outliers, or None when no row is
+    (or too many rows are far to be outliers).
 
     Distances are root-mean-square deviations from the per-feature medians,
     computed on X divided by its largest magnitude, so 1e200 or 1e-300 data
@@ -148,7 +153,10 @@ def typical_rows(X: np.ndarray) -> np.ndarray | None:
         return None
     # Squared distances, hence the squared factor.
     keep = distance <= OUTLIER_DISTANCE**2 * typical
-    return None if keep.all() else keep
+    n_far = len(X) - np.count_nonzero(keep)
+    if n_far == 0 or n_far > max(1, OUTLIER_SHARE * len(X)):
+        return None
+    return keep
 
 
 def check_unit_interval(X: np.ndarray, what: str) -> None:

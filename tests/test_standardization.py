@@ -52,6 +52,10 @@ def test_typical_rows_flags_only_gross_outliers():
     mostly_zero = np.zeros((10, 3))
     mostly_zero[0] = 1e9
     assert typical_rows(mostly_zero) is None
+    # A tight majority (idle readings) beside the real rows: far rows that
+    # many are the data's shape, not outliers.
+    idle = np.random.default_rng(0).normal(scale=1e-6, size=(2000, 64))
+    assert typical_rows(np.vstack([digits, idle])) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
