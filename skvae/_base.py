@@ -136,23 +136,24 @@ def typical_rows(X: np.ndarray) -> np.ndarray | None:
     """Mask of the rows that are not gross outliers, or None when no row is
     (or too many rows are far to be outliers).
 
-    Distances are root-mean-square deviations from the per-feature medians,
-    computed on X divided by its largest magnitude, so 1e200 or 1e-300 data
-    neither overflow nor underflow."""
+    Distances are Euclidean, from the per-feature medians, computed on X
+    divided by its largest magnitude, so 1e200 or 1e-300 data neither
+    overflow nor underflow."""
     peak = float(np.abs(X).max(initial=0.0))
     if len(X) < 3 or not peak > 0:
         return None
     center = column_medians(X) / peak
-    distance = np.empty(len(X))
+    squared_distance = np.empty(len(X))
     step = chunk_rows(X)
     for start in range(0, len(X), step):
         deviation = X[start : start + step] / peak - center
-        distance[start : start + step] = np.einsum("ij,ij->i", deviation, deviation)
-    typical = np.median(distance)
+        squared_distance[start : start + step] = np.einsum(
+            "ij,ij->i", deviation, deviation
+        )
+    typical = np.median(squared_distance)
     if not typical > 0:  # half the rows sit at the medians: nothing to compare with
         return None
-    # Squared distances, hence the squared factor.
-    keep = distance <= OUTLIER_DISTANCE**2 * typical
+    keep = squared_distance <= OUTLIER_DISTANCE**2 * typical
     n_far = len(X) - np.count_nonzero(keep)
     if n_far == 0 or n_far > max(1, OUTLIER_SHARE * len(X)):
         return None
