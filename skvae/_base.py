@@ -112,6 +112,13 @@ def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return total / len(X)
 
 
+def largest_magnitude(X: np.ndarray) -> float:
+    """max |X| without the full-size temporary that ``np.abs(X)`` allocates."""
+    if X.size == 0:
+        return 0.0
+    return float(max(X.max(), -X.min()))
+
+
 def column_medians(X: np.ndarray) -> np.ndarray:
     """Per-feature medians in float64, a block of columns at a time:
     ``np.median`` over all of X would sort a full copy of it."""
@@ -139,7 +146,7 @@ def typical_rows(X: np.ndarray) -> np.ndarray | None:
     Distances are Euclidean, from the per-feature medians, computed on X
     divided by its largest magnitude, so 1e200 or 1e-300 data neither
     overflow nor underflow."""
-    peak = float(np.abs(X).max(initial=0.0))
+    peak = largest_magnitude(X)
     if len(X) < 3 or not peak > 0:
         return None
     center = column_medians(X) / peak
@@ -507,14 +514,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with np.errstate(over="ignore"):
             scale = float(np.sqrt(np.mean(column_variances(X, mean))))
         if np.isinf(scale):  # the variance overflowed (|X| above ~1e154)
-            peak = float(np.abs(X).max())
+            peak = largest_magnitude(X)
             scale = peak * float(np.sqrt(np.mean(np.var(X / peak, axis=0))))
         if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
             # No spread to measure (one row, as a first partial_fit chunk may
             # be, or constant columns): the root mean square of the values
             # themselves, so that later chunks of 1e6-sized data still reach
             # the networks as unit-sized numbers; 1 for all-zero data.
-            peak = float(np.abs(X).max())
+            peak = largest_magnitude(X)
             if peak > np.finfo(np.float64).tiny:
                 scale = peak * float(np.sqrt(np.mean(np.square(X / peak))))
             else:
