@@ -39,7 +39,7 @@ class AutoencoderTransformer(BaseAutoencoder):
     ----------
     n_components : int, default=2
         Size of the code (the latent dimension).
-    hidden_layer_sizes : array-like of int or int, default=(512, 128)
+    hidden_layer_sizes : array-like of int or int, default=(448, 256)
         Widths of the encoder's hidden layers (an int: one layer, as in
         MLPRegressor); the decoder mirrors them.
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
@@ -141,7 +141,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(512, 128),
+        hidden_layer_sizes=(448, 256),
         activation="relu",
         loss="squared_error",
         batch_size=256,
