@@ -1,28 +1,46 @@
 """AutoencoderTransformer: a deterministic encoder and decoder."""
 
-import numpy as np
+import dataclasses
+
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
-from ._base import BaseAutoencoder, check_unit_interval
-from ._networks import mlp
+from ._base import BaseAutoencoder
+from ._compat import StrOptions
+from ._networks import NetworkConfig, mlp
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderConfig(NetworkConfig):
+    """A fitted autoencoder: its sizes and reconstruction loss."""
+
+    loss: str
+
+    @property
+    def probability_setting(self) -> str | None:
+        bce = self.loss == "binary_crossentropy"
+        return "loss='binary_crossentropy'" if bce else None
+
+    def build(self) -> nn.Module:
+        return _AutoencoderModel(self)
 
 
 class _AutoencoderModel(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str):
+    def __init__(self, config: AutoencoderConfig):
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-        self.reconstruction_loss = loss
+        sizes = [config.n_features, *config.hidden_layer_sizes, config.n_components]
+        self.encoder = mlp(sizes, config.activation)
+        self.decoder = mlp(sizes[::-1], config.activation)
+        self.config = config
 
-    def extra_repr(self) -> str:
-        return f"loss={self.reconstruction_loss!r}"  # see _VAEModel.extra_repr
-
-    def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Mean reconstruction loss per feature; ``generator`` is unused."""
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
+    ) -> torch.Tensor:
+        """Mean reconstruction loss per feature; an autoencoder has no noise
+        and no KL term, so ``generator`` and ``kl_weight`` are unused."""
         output = self.decoder(self.encoder(x)).to(x.dtype)  # float32 loss
-        if self.reconstruction_loss == "binary_crossentropy":
+        if self.config.loss == "binary_crossentropy":
             return F.binary_cross_entropy_with_logits(output, x)
         return F.mse_loss(output, x)
 
@@ -174,25 +192,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         )
         self.loss = loss
 
-    @property
-    def _standardizes(self) -> bool:
-        # Cross-entropy models the raw values as probabilities.
-        return self.loss == "squared_error"
-
-    def _check_data(self, X: np.ndarray, model: nn.Module | None = None) -> None:
-        loss = self.loss if model is None else model.reconstruction_loss
-        if loss == "binary_crossentropy":
-            check_unit_interval(X, "loss='binary_crossentropy'")
-
-    def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
-        sizes = [n_features, *hidden, self.n_components]
-        encoder = mlp(sizes, self.activation)
-        decoder = mlp(sizes[::-1], self.activation)
-        return _AutoencoderModel(encoder, decoder, self.loss)
+    _config_type = AutoencoderConfig
 
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         return encoder(x)
-
-    def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
-        bce = self._model.reconstruction_loss == "binary_crossentropy"
-        return torch.sigmoid(output) if bce else output

@@ -1,13 +1,19 @@
-"""Plain PyTorch modules: multilayer perceptrons for encoders and decoders.
+"""Plain PyTorch modules, and the description of the networks they build.
 
-Nothing here knows about scikit-learn; the estimators build these modules,
-train them, and keep them as ``encoder_`` and ``decoder_``.
+Nothing here knows about scikit-learn. A ``NetworkConfig`` (one subclass per
+kind of model) is made once at an estimator's first fit; building the model,
+inference, data checks and saving read it. The estimators keep the modules as
+``encoder_`` and ``decoder_``.
 """
 
+import dataclasses
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from ._scaling import check_unit_interval
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -52,3 +58,43 @@ class GaussianEncoder(nn.Module):
         h = self.body(x)
         logvar = self.logvar(h).clamp(self.LOGVAR_MIN, self.LOGVAR_MAX)
         return self.mean(h), logvar
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """What a fitted model is: its sizes and the objective it was trained on.
+
+    Subclasses add the objective's settings and ``build()``, which makes the
+    model: an ``nn.Module`` with ``encoder``, ``decoder`` and
+    ``loss(x, generator, kl_weight)``.
+    """
+
+    n_features: int
+    hidden_layer_sizes: tuple[int, ...]
+    n_components: int
+    activation: str
+
+    @property
+    def probability_setting(self) -> str | None:
+        """The setting that makes the decoder model each feature as a
+        probability (e.g. ``"likelihood='bernoulli'"``), or None. Such data
+        must lie in [0, 1], are not standardized, and decode through a
+        sigmoid."""
+        return None
+
+    @property
+    def standardizes(self) -> bool:
+        """Whether the networks see ``(X - mean_) / scale_`` rather than X."""
+        return self.probability_setting is None
+
+    def check_data(self, X: np.ndarray) -> None:
+        """Refuse data this model's loss cannot describe."""
+        if self.probability_setting is not None:
+            check_unit_interval(X, self.probability_setting)
+
+    def decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
+        """The decoder's output as the mean of p(x | z)."""
+        return output if self.probability_setting is None else torch.sigmoid(output)
+
+    def build(self) -> nn.Module:
+        raise NotImplementedError

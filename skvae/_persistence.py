@@ -3,9 +3,13 @@
 ``pickle`` and ``joblib`` files run code while they load, so they are only for
 files you wrote yourself; skops cannot serialise torch modules. ``save_model``
 writes tensors and plain Python values only (the estimator's parameters, the
-networks' state dict and the other fitted attributes) with ``torch.save``;
-``load_model`` reads them back with ``torch.load(weights_only=True)``, which
-refuses anything else, and rebuilds the networks from the parameters.
+description of its networks, their state dict and the other fitted
+attributes) with ``torch.save``; ``load_model`` reads them back with
+``torch.load(weights_only=True)``, which refuses anything else, and rebuilds
+the networks from their description.
+
+Format versions: 1 had no network description (the parameters gave it); 2
+adds it. ``load_model`` reads both.
 """
 
 import dataclasses
@@ -19,12 +23,13 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._autoencoder import AutoencoderTransformer
-from ._base import BaseAutoencoder
+from ._base import BaseAutoencoder, build_model
 from ._training import History
 from ._vae import VAETransformer
 
 FORMAT = "skvae-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # The classes load_model may build: a file names one, it cannot name others.
 ESTIMATORS = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
@@ -77,8 +82,7 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
     # load_model rebuilds the networks from the parameters: they must still
     # build the fitted ones, which set_params without a refit may have changed.
     estimator._validate_params()
-    rebuilt = estimator._fresh_model(estimator.n_features_in_, seed=0)
-    if repr(rebuilt) != repr(estimator._model):
+    if estimator._make_config(estimator.n_features_in_) != estimator._config:
         raise ValueError(
             f"The parameters of this {type(estimator).__name__} no longer describe "
             "its fitted networks (set_params was called after fit): refit, or set "
@@ -89,7 +93,7 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
     attributes = {
         name: _encode(value, name, modules)
         for name, value in vars(estimator).items()
-        if name not in params
+        if name not in params and name != "_config"
     }
     torch.save(
         {
@@ -97,6 +101,7 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
             "version": FORMAT_VERSION,
             "class": type(estimator).__name__,
             "params": {name: _encode(v, name, {}) for name, v in params.items()},
+            "config": dataclasses.asdict(estimator._config),
             "state_dict": estimator._model.state_dict(),
             "attributes": attributes,
         },
@@ -138,10 +143,11 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         ) from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError("The file is not an skvae model written by save_model.")
-    if data.get("version") != FORMAT_VERSION:
+    version = data.get("version")
+    if version not in READABLE_VERSIONS:
         raise ValueError(
-            f"The file has skvae model format version {data.get('version')!r}; "
-            f"this version of skvae reads version {FORMAT_VERSION}."
+            f"The file has skvae model format version {version!r}; this version "
+            f"of skvae reads versions {READABLE_VERSIONS[0]} to {FORMAT_VERSION}."
         )
     cls = ESTIMATORS.get(data.get("class"))
     if cls is None:
@@ -153,15 +159,27 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         estimator = cls(**{name: _decode(v, {}) for name, v in data["params"].items()})
         estimator._validate_params()
         attributes = data["attributes"]
+        if version == 1:
+            config = estimator._make_config(attributes["n_features_in_"])
+        else:
+            config = cls._config_type(**data["config"])
+            if attributes["n_features_in_"] != config.n_features:
+                raise ValueError("n_features_in_ differs from the networks' inputs")
+            if estimator._make_config(config.n_features) != config:
+                raise ValueError(
+                    "its parameters describe networks of another size or kind "
+                    f"than its saved ones ({config})"
+                )
         # The weights it initialises are overwritten at once.
-        model = estimator._fresh_model(attributes["n_features_in_"], seed=0)
+        model = build_model(config, seed=0)
         model.load_state_dict(data["state_dict"])
         model.eval()
         modules = dict(model.named_modules())
         attributes = {name: _decode(v, modules) for name, v in attributes.items()}
-    except (KeyError, TypeError, RuntimeError) as error:
+    except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"The skvae model file is inconsistent: {error}") from error
     vars(estimator).update(attributes)
+    estimator._config = config
     return estimator
 
 

@@ -1,14 +1,16 @@
 """The one training loop shared by every estimator.
 
-The data arrive preloaded as one tensor on the training device. Each epoch
-draws one permutation from a seeded generator and slices it into batches, so
-there is no DataLoader and no per-sample Python.
+The loop takes its batches from a batch source (``TensorBatches``: the data
+preloaded as one tensor on the training device). Each epoch draws one
+permutation from a seeded generator and slices it into batches, so there is
+no DataLoader and no per-sample Python.
 """
 
 import contextlib
 import copy
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -37,9 +39,8 @@ def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimi
 
 
 # Smallest largest-layer (in x out weights) for which bfloat16 pays: below it,
-# casting costs more than the faster products save. Measured on 2 AVX-512
-# cores: a 784 x 256 layer trains 20-25% faster, 256 x 256 breaks even and
-# 64 x 256 (digits) is 20% slower.
+# casting costs more than the faster products save (design notes, "Mixed
+# precision on CPUs").
 MIXED_PRECISION_MIN_WEIGHTS = 100_000
 
 
@@ -67,28 +68,61 @@ def batches(n_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_samples / batch_size))
 
 
+class TensorBatches:
+    """Where the loop takes its batches from: rows preloaded as one tensor on
+    the training device, served in near-equal batches of at most
+    ``batch_size``, in a new random order each epoch or in their own order."""
+
+    def __init__(self, X: torch.Tensor, batch_size: int):
+        self.X = X
+        self.n_batches = batches(len(X), batch_size)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    @property
+    def device(self) -> torch.device:
+        return self.X.device
+
+    def epoch(self, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """One pass over the rows; shuffled by ``generator`` when given."""
+        if generator is None:
+            return iter(torch.tensor_split(self.X, self.n_batches))
+        order = torch.randperm(len(self.X), generator=generator, device=self.device)
+        return (self.X[idx] for idx in torch.tensor_split(order, self.n_batches))
+
+
+def kl_weight(step: int, warmup_steps: int) -> float:
+    """The KL term's weight at optimizer step ``step``: a linear ramp from 0
+    to 1 over the first ``warmup_steps`` steps, then 1 (the KL warm-up of
+    Bowman et al., 2016, against posterior collapse)."""
+    if not warmup_steps:
+        return 1.0
+    return min(1.0, step / warmup_steps)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, X: torch.Tensor, batch_size: int) -> float:
-    """Mean loss of ``model`` on ``X`` with noise from a fixed seed."""
+def evaluate(model: nn.Module, data: TensorBatches) -> float:
+    """Mean loss of ``model`` on ``data`` with noise from a fixed seed."""
     model.eval()
-    generator = torch.Generator(device=X.device).manual_seed(0)
-    total = torch.zeros((), device=X.device)
-    for xb in torch.tensor_split(X, batches(len(X), batch_size)):
-        total += model.loss(xb, generator) * len(xb)
-    return total.item() / len(X)
+    generator = torch.Generator(device=data.device).manual_seed(0)
+    total = torch.zeros((), device=data.device)
+    for xb in data.epoch():
+        total += model.loss(xb, generator, kl_weight=1.0) * len(xb)
+    return total.item() / len(data)
 
 
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
-    X_val: torch.Tensor | None,
+    data: TensorBatches,
+    validation: TensorBatches | None,
     *,
     history: History,
     n_epochs: int,
-    batch_size: int,
     shuffle: bool,
     generator: torch.Generator,
+    kl_warmup_steps: int,
     tol: float,
     n_iter_no_change: float,
     check_convergence: bool,
@@ -97,29 +131,28 @@ def train(
     """Run up to ``n_epochs`` epochs of Adam on ``model.loss``; return whether
     the convergence criterion (scikit-learn's MLP rule) stopped training.
 
-    ``model`` must have a ``loss(x, generator)`` method returning the mean loss
-    of a batch. Convergence is judged in a fit (``check_convergence``), not in
-    ``partial_fit``. With ``X_val``, the best weights by validation score are
-    restored at the end, as MLP does with ``early_stopping``.
+    ``model.loss(x, generator, kl_weight)`` returns the mean loss of a batch.
+    Convergence is judged in a fit (``check_convergence``), not in
+    ``partial_fit``. With ``validation``, the best weights by validation score
+    are restored at the end, as MLP does with ``early_stopping``.
     """
-    n_samples = len(X)
-    n_batches = batches(n_samples, batch_size)
-    # A model may ramp its objective in over its first ``warmup_steps`` steps
-    # (the VAE's KL warm-up): the loop sets ``model.warmup`` from 0 to 1. While
-    # the objective still changes, its loss says nothing about convergence,
-    # so the stopping rule waits for the ramp's end. A fit ramps over at most
-    # a quarter of its steps, so that a short fit can still stop early; the
-    # first call fixes the length, which later partial_fit calls keep.
+    # While the KL weight ramps up the objective still changes, so its loss
+    # says nothing about convergence: the stopping rule waits for the ramp's
+    # end. A fit ramps over at most a quarter of its steps, so that a short
+    # fit can still stop early; the first call fixes the length, which later
+    # partial_fit calls keep.
     if history.warmup_steps is None:
-        history.warmup_steps = getattr(model, "warmup_steps", 0)
+        history.warmup_steps = kl_warmup_steps
         if check_convergence:
-            history.warmup_steps = min(history.warmup_steps, n_epochs * n_batches // 4)
+            history.warmup_steps = min(
+                history.warmup_steps, n_epochs * data.n_batches // 4
+            )
     warmup_steps = history.warmup_steps
     # Mixed precision: the networks' matrix products may run in bfloat16;
     # weights, optimizer state and the loss stay float32.
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16)
-        if mixed_precision(model, X.device)
+        if mixed_precision(model, data.device)
         else contextlib.nullcontext()
     )
     best_state = None
@@ -127,17 +160,11 @@ def train(
     for _ in range(n_epochs):
         start = time.perf_counter()
         model.train()
-        if shuffle:
-            order = torch.randperm(n_samples, generator=generator, device=X.device)
-            parts = (X[idx] for idx in torch.tensor_split(order, n_batches))
-        else:
-            parts = torch.tensor_split(X, n_batches)
-        total = torch.zeros((), device=X.device)
-        for xb in parts:
-            if warmup_steps:
-                model.warmup = min(1.0, history.n_steps / warmup_steps)
+        total = torch.zeros((), device=data.device)
+        for xb in data.epoch(generator if shuffle else None):
+            weight = kl_weight(history.n_steps, warmup_steps)
             with autocast:
-                loss = model.loss(xb, generator)
+                loss = model.loss(xb, generator, kl_weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -149,7 +176,7 @@ def train(
             total += loss.detach() * len(xb)
             history.n_steps += 1
         # .item() is the one host-device sync per epoch.
-        epoch_loss = total.item() / n_samples
+        epoch_loss = total.item() / len(data)
         if not math.isfinite(epoch_loss):
             raise ValueError(
                 f"Training diverged: the loss became {epoch_loss} in epoch "
@@ -159,8 +186,8 @@ def train(
         history.loss_curve.append(epoch_loss)
 
         message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
-        if X_val is not None:
-            score = -evaluate(model, X_val, batch_size)
+        if validation is not None:
+            score = -evaluate(model, validation)
             history.validation_scores.append(score)
             message += f", validation score = {score:.6f}"
             improved = score >= history.best_validation_score + tol

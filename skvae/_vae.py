@@ -1,5 +1,6 @@
 """VAETransformer: a variational autoencoder with a Gaussian latent space."""
 
+import dataclasses
 import math
 from numbers import Integral, Real
 
@@ -7,29 +8,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._base import (
-    BaseAutoencoder,
-    check_unit_interval,
-    standardize,
-)
-from ._networks import GaussianEncoder, mlp
+from ._base import BaseAutoencoder, inference_copy
+from ._compat import Interval, StrOptions, validate_params
+from ._device import inference_device
+from ._networks import GaussianEncoder, NetworkConfig, mlp
+from ._scaling import standardize
 
 LOG_2PI = math.log(2 * math.pi)
 
-# Degrees of freedom of the Student-t prior (prior="student_t"). Its
-# log-density falls off like -log|z| rather than -|z|^2 / 2, so the KL term
-# no longer pulls every code towards the origin with a force that grows with
-# the distance: clusters can sit apart instead of crowding into one Gaussian
-# blob (the "crowding problem" that t-SNE's heavy-tailed kernel answers). On
-# Fashion-MNIST ((512, 128) networks) the 5-NN of the 2-D codes rose from 0.738 (normal,
-# 16 fits) to 0.741 (2 degrees of freedom, 12 fits; 1 gave 0.742 in 6 fits
-# but samples from its far tails decode to nonsense; 0.5 and 4, 0.738 and
-# 0.737). Not the default: the codes spread wider than the prior, and 3% of
-# its draws decode far outside the data's range (0.3% for the normal prior).
+# Degrees of freedom of the Student-t prior (prior="student_t"): heavy tails
+# let clusters of codes sit apart instead of crowding around the origin, and
+# 2 was the best of those tried (design notes, "Student-t prior").
 STUDENT_T_DOF = 2.0
 
 # Floor on the decoder's noise variance, in standardized units (the data's
@@ -37,13 +29,10 @@ STUDENT_T_DOF = 2.0
 # reconstruct exactly, such as constant columns.
 MIN_NOISE_VARIANCE = 1e-6
 
-# The KL term's weight ramps from 0 to beta over the first training steps. With
-# few features, the KL term outweighs what a still-random decoder gains from the
-# codes, and training settles in posterior collapse: every code at the prior,
-# every reconstruction the mean (without it, make_circles and the swiss roll
-# collapsed for every seed tried, the S-curve for most). The ramp lets the
-# decoder learn to use the codes first. 500 steps are about 2 epochs of 60,000
-# samples; on Fashion-MNIST the ramp's effect is within seed-to-seed noise.
+# Optimizer steps over which the KL term's weight ramps from 0 to beta, so
+# that the decoder learns to use the codes before the KL term pulls them to
+# the prior: without it, data with few features settle in posterior collapse
+# (design notes, "KL warm-up").
 KL_WARMUP_STEPS = 500
 
 # Importance samples in score_samples; drawn once from a fixed seed and shared
@@ -107,29 +96,41 @@ def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class VAEConfig(NetworkConfig):
+    """A fitted VAE: its sizes, likelihood, prior and KL weight ``beta``."""
+
+    likelihood: str
+    prior: str
+    beta: float
+
+    @property
+    def probability_setting(self) -> str | None:
+        return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
+
+    def build(self) -> nn.Module:
+        return _VAEModel(self)
+
+
 class _VAEModel(nn.Module):
-    def __init__(self, encoder, decoder, likelihood: str, beta: float, prior: str):
+    def __init__(self, config: VAEConfig):
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-        self.likelihood, self.beta, self.prior = likelihood, beta, prior
+        hidden = list(config.hidden_layer_sizes)
+        self.encoder = GaussianEncoder(
+            [config.n_features, *hidden, config.n_components], config.activation
+        )
+        self.decoder = mlp(
+            [config.n_components, *hidden[::-1], config.n_features], config.activation
+        )
+        self.config = config
         # Gaussian decoder's noise variance, in standardized units: a running
         # average of the per-batch estimate, used for validation and scoring.
         self.register_buffer("noise_variance", torch.ones(()))
 
-    def extra_repr(self) -> str:
-        # In repr, so that save_model can tell whether the parameters still
-        # describe this model.
-        return f"likelihood={self.likelihood!r}, beta={self.beta}, prior={self.prior!r}"
-
-    # KL warm-up: the training loop ramps ``warmup`` from 0 to 1 over the first
-    # ``warmup_steps`` steps, and the KL term's weight with it.
-    warmup_steps = KL_WARMUP_STEPS
-    warmup = 1.0
-
     def negative_log_likelihood(self, x: torch.Tensor, output: torch.Tensor):
         """-log p(x | z) per sample for decoder ``output``; while training, with
         the noise variance that maximises this batch's likelihood."""
-        if self.likelihood == "bernoulli":
+        if self.config.likelihood == "bernoulli":
             return bernoulli_nll(x, output)
         n_features = x.shape[-1]
         squared_error = (x - output).square().sum(-1)
@@ -145,8 +146,11 @@ class _VAEModel(nn.Module):
             self.noise_variance.lerp_(variance, 0.02)
         return gaussian_nll(squared_error, n_features, variance)
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Negative ELBO per sample and feature, averaged over the batch."""
+    def loss(
+        self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
+    ) -> torch.Tensor:
+        """Negative ELBO per sample and feature, averaged over the batch, with
+        the KL term weighted by ``beta * kl_weight`` (the warm-up's ramp)."""
         # Under mixed precision the networks return bfloat16: the likelihood
         # and KL terms are computed in the data's float32.
         mean, logvar = (t.to(x.dtype) for t in self.encoder(x))
@@ -155,9 +159,8 @@ class _VAEModel(nn.Module):
         )
         z = mean + torch.exp(0.5 * logvar) * noise  # reparametrization
         nll = self.negative_log_likelihood(x, self.decoder(z).to(x.dtype))
-        beta = self.beta * self.warmup if self.training else self.beta
-        kl = kl_to_prior(mean, logvar, z, self.prior)
-        return (nll + beta * kl).mean() / x.shape[1]
+        kl = kl_to_prior(mean, logvar, z, self.config.prior)
+        return (nll + self.config.beta * kl_weight * kl).mean() / x.shape[1]
 
 
 class VAETransformer(BaseAutoencoder):
@@ -351,35 +354,17 @@ class VAETransformer(BaseAutoencoder):
         self.likelihood = likelihood
         self.prior = prior
 
-    @property
-    def _standardizes(self) -> bool:
-        # A Bernoulli likelihood models the raw values as probabilities.
-        return self.likelihood == "gaussian"
-
-    def _check_data(self, X: np.ndarray, model: nn.Module | None = None) -> None:
-        likelihood = self.likelihood if model is None else model.likelihood
-        if likelihood == "bernoulli":
-            check_unit_interval(X, "likelihood='bernoulli'")
-
-    def _build_model(self, n_features: int, hidden: list[int]) -> nn.Module:
-        encoder = GaussianEncoder(
-            [n_features, *hidden, self.n_components], self.activation
-        )
-        decoder = mlp([self.n_components, *hidden[::-1], n_features], self.activation)
-        return _VAEModel(encoder, decoder, self.likelihood, self.beta, self.prior)
+    _config_type = VAEConfig
+    _kl_warmup_steps = KL_WARMUP_STEPS
 
     def _after_fit(self) -> None:
-        if self._model.likelihood == "gaussian":
+        if self._config.likelihood == "gaussian":
             # scale_ * scale_, not scale_**2: inf, not OverflowError, past 1e154.
             scale_squared = self.scale_ * self.scale_
             self.noise_variance_ = float(self._model.noise_variance) * scale_squared
 
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         return encoder(x)[0]
-
-    def _decoder_mean(self, output: torch.Tensor) -> torch.Tensor:
-        bernoulli = self._model.likelihood == "bernoulli"
-        return torch.sigmoid(output) if bernoulli else output
 
     @validate_params(
         {
@@ -406,7 +391,7 @@ class VAETransformer(BaseAutoencoder):
         """
         check_is_fitted(self)
         rng = check_random_state(random_state)
-        z = draw_prior(rng, int(n_samples), self.n_components_, self._model.prior)
+        z = draw_prior(rng, int(n_samples), self.n_components_, self._config.prior)
         return self.inverse_transform(z)
 
     def score_samples(self, X):
@@ -430,13 +415,12 @@ class VAETransformer(BaseAutoencoder):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        likelihood, prior = self._model.likelihood, self._model.prior
-        if likelihood == "bernoulli":
-            check_unit_interval(X, "likelihood='bernoulli'")
+        likelihood, prior = self._config.likelihood, self._config.prior
+        self._config.check_data(X)
         X_std = standardize(X, self.mean_, self.scale_, X.dtype)
-        device = self._inference_device()
-        encoder = self._inference_copy(self.encoder_, device, X_std.dtype)
-        decoder = self._inference_copy(self.decoder_, device, X_std.dtype)
+        device = inference_device(self.device)
+        encoder = inference_copy(self.encoder_, device, X_std.dtype)
+        decoder = inference_copy(self.decoder_, device, X_std.dtype)
         noise = torch.randn(
             (N_SCORE_SAMPLES, self.n_components_),
             generator=torch.Generator().manual_seed(0),

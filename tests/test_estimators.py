@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skvae import AutoencoderTransformer, VAETransformer
-from skvae._vae import KL_WARMUP_STEPS
+from skvae._vae import KL_WARMUP_STEPS, _VAEModel
 
 ESTIMATORS = [AutoencoderTransformer, VAETransformer]
 
@@ -356,15 +356,27 @@ def test_partial_fit_from_a_single_row_scales_by_its_magnitude(digits):
     assert np.mean((decoded - X) ** 2) / X.var() < 0.6
 
 
-def test_vae_kl_warmup_spans_partial_fit_calls(digits):
+def record_kl_weights(monkeypatch) -> list[float]:
+    """The KL weight of every training step, as the loop passes it."""
+    weights, original = [], _VAEModel.loss
+
+    def loss(self, x, generator, kl_weight):
+        if self.training:
+            weights.append(kl_weight)
+        return original(self, x, generator, kl_weight)
+
+    monkeypatch.setattr(_VAEModel, "loss", loss)
+    return weights
+
+
+def test_vae_kl_warmup_spans_partial_fit_calls(digits, monkeypatch):
     # The ramp counts optimizer steps over all calls: a stream of chunks warms
     # up once, as one fit does, and a later call does not restart it.
     X = digits[0][:100]  # one batch, so one step per call
     vae = VAETransformer(random_state=0)
-    weights = []
+    weights = record_kl_weights(monkeypatch)
     for _ in range(KL_WARMUP_STEPS + 10):
         vae.partial_fit(X)
-        weights.append(vae._model.warmup)  # the KL weight of the last step
     assert weights[0] == 0
     assert weights[249] == pytest.approx(249 / KL_WARMUP_STEPS)
     assert weights[KL_WARMUP_STEPS:] == [1.0] * 10
@@ -372,14 +384,16 @@ def test_vae_kl_warmup_spans_partial_fit_calls(digits):
     assert np.isfinite(vae.score(X))
 
 
-def test_vae_fit_ramps_over_at_most_a_quarter_of_its_steps(digits):
+def test_vae_fit_ramps_over_at_most_a_quarter_of_its_steps(digits, monkeypatch):
     X = digits[0][:300]  # 2 batches: 40 epochs are 80 steps
+    weights = record_kl_weights(monkeypatch)
     vae = VAETransformer(max_iter=40, tol=0, random_state=0).fit(X)
-    assert vae._history.n_steps == 80
-    assert vae._model.warmup == 1.0
+    assert vae._history.n_steps == len(weights) == 80
+    assert weights[10] == pytest.approx(0.5)  # a ramp of 80 // 4 = 20 steps
+    assert weights[20:] == [1.0] * 60
     # partial_fit goes on with the full KL term: the ramp does not restart.
     vae.partial_fit(X)
-    assert vae._model.warmup == 1.0
+    assert weights[80:] == [1.0] * 2
 
 
 def test_partial_fit_different_width_raises(Estimator, digits):

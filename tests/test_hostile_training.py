@@ -148,8 +148,8 @@ def test_divergence_on_first_fit_leaves_estimator_unfitted(cls):
 def test_nan_loss_raises_and_never_stores_nan_weights(cls, monkeypatch):
     original = MODELS[cls].loss
 
-    def loss(self, x, generator):
-        return original(self, x, generator) * torch.nan
+    def loss(self, x, generator, kl_weight):
+        return original(self, x, generator, kl_weight) * torch.nan
 
     estimator = make(cls).fit(_X)
     before = outputs(estimator, _X)

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skvae._base import (
+from skvae._scaling import (
     chunk_rows,
     column_medians,
     column_variances,
+    far_rows,
     standardize,
-    typical_rows,
 )
 
 
@@ -35,27 +35,27 @@ def test_column_medians_equal_numpy(X, dtype):
     np.testing.assert_array_equal(medians, np.median(X, axis=0))
 
 
-def test_typical_rows_flags_only_gross_outliers():
+def test_far_rows_flags_only_gross_outliers():
     digits = load_digits().data
-    assert typical_rows(digits) is None  # no ordinary row is 100x the median's
+    assert far_rows(digits) is None  # no ordinary row is 100x the median's
     corrupted = digits.copy()
     corrupted[[3, 7]] *= 1e4
-    expected = np.ones(len(digits), bool)
-    expected[[3, 7]] = False
-    np.testing.assert_array_equal(typical_rows(corrupted), expected)
+    expected = np.zeros(len(digits), bool)
+    expected[[3, 7]] = True
+    np.testing.assert_array_equal(far_rows(corrupted), expected)
     # Scale-free, without overflow or underflow at the ends of float64.
     for factor in (1e200, 1e-300):
-        np.testing.assert_array_equal(typical_rows(corrupted * factor), expected)
+        np.testing.assert_array_equal(far_rows(corrupted * factor), expected)
     # Nothing to compare with: fewer than 3 rows, constant or mostly-median data.
-    assert typical_rows(corrupted[:2]) is None
-    assert typical_rows(np.ones((10, 3))) is None
+    assert far_rows(corrupted[:2]) is None
+    assert far_rows(np.ones((10, 3))) is None
     mostly_zero = np.zeros((10, 3))
     mostly_zero[0] = 1e9
-    assert typical_rows(mostly_zero) is None
+    assert far_rows(mostly_zero) is None
     # A tight majority (idle readings) beside the real rows: far rows that
     # many are the data's shape, not outliers.
     idle = np.random.default_rng(0).normal(scale=1e-6, size=(2000, 64))
-    assert typical_rows(np.vstack([digits, idle])) is None
+    assert far_rows(np.vstack([digits, idle])) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

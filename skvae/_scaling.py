@@ -1,0 +1,153 @@
+"""The standardization the networks see: statistics on numpy arrays.
+
+``fit_scaling`` is the one entry point for the statistics and
+``standardize`` applies them. Every pass goes chunk by chunk, so that no
+full-size float64 temporary of X is ever made.
+"""
+
+import numpy as np
+
+# Rows farther from the per-feature medians than this many times the median
+# row's distance are gross outliers (see ``far_rows``); the evidence for both
+# numbers is in the design notes ("Far rows in the standardization").
+FAR_ROW_DISTANCE = 100
+FAR_ROW_MAX_SHARE = 0.01
+
+
+def fit_scaling(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-feature means and one global scale of X, in float64.
+
+    A single scale (the root mean square of the centred data) makes the
+    networks see unit-sized numbers whatever the data's units (1e-8 or 1e8)
+    while keeping the features' relative weights, as PCA does; put a
+    StandardScaler first to weigh features equally. Gross outlier rows
+    (``far_rows``) do not count: one row at 1e4 times the others' spread would
+    otherwise shrink them to 1e-4-sized inputs, below what Adam's steps
+    resolve, and the model would ignore them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite float data.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+        Per-feature means of the rows that are not far.
+    scale : float
+        Positive and finite: the root mean square of the centred rows; where
+        they have no spread (one row, constant columns), the root mean square
+        of the values themselves, so that later chunks of 1e6-sized data still
+        reach the networks as unit-sized numbers; 1 for all-zero data.
+    """
+    far = far_rows(X)
+    if far is not None:
+        X = X[~far]
+    mean = X.mean(axis=0, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        scale = float(np.sqrt(np.mean(column_variances(X, mean))))
+    if np.isinf(scale):  # the variance overflowed (|X| above ~1e154)
+        peak = largest_magnitude(X)
+        scale = peak * float(np.sqrt(np.mean(np.var(X / peak, axis=0))))
+    if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
+        peak = largest_magnitude(X)
+        if peak > np.finfo(np.float64).tiny:
+            scale = peak * float(np.sqrt(np.mean(np.square(X / peak))))
+        else:
+            scale = 1.0
+    return mean, scale
+
+
+def standardize(X: np.ndarray, mean, scale: float, dtype, order=None) -> np.ndarray:
+    """``(X - mean) / scale`` in float64, written chunk by chunk into one
+    array of ``dtype``: float64 input never needs a second full float64 copy.
+    With ``order``, row i of the result is row ``order[i]`` of X."""
+    out = np.empty(X.shape, dtype=dtype)
+    step = chunk_rows(X)
+    # One reused temporary, so that the peak is X + out + one chunk; float64
+    # (as the mean), so float32 data near its limits cannot overflow there.
+    buffer = np.empty((min(step, len(X)), X.shape[1]))
+    for start in range(0, len(X), step):
+        rows = slice(start, start + step)
+        chunk = X[rows] if order is None else X[order[rows]]
+        centred = np.subtract(chunk, mean, out=buffer[: len(chunk)])
+        np.divide(centred, scale, out=out[rows], casting="same_kind")
+    return out
+
+
+def far_rows(X: np.ndarray) -> np.ndarray | None:
+    """Mask of the gross outlier rows of X, or None when none is left out.
+
+    The rule: a row is far when its Euclidean distance from the per-feature
+    medians exceeds ``FAR_ROW_DISTANCE`` (100) times the median row's
+    distance. Far rows are left out of the statistics only when they are
+    rare, at most ``FAR_ROW_MAX_SHARE`` (1%) of the rows or a single row:
+    more of them are the data's shape (a tight majority of idle readings
+    beside the real ones), not corruption. The cases where every row counts:
+    fewer than 3 rows, all-zero data, at least half the rows at the medians
+    (no typical distance to compare with), no far row, or too many.
+
+    Distances are computed on X divided by its largest magnitude, so 1e200 or
+    1e-300 data neither overflow nor underflow.
+    """
+    peak = largest_magnitude(X)
+    if len(X) < 3 or not peak > 0:
+        return None
+    center = column_medians(X) / peak
+    squared_distance = np.empty(len(X))
+    step = chunk_rows(X)
+    for start in range(0, len(X), step):
+        deviation = X[start : start + step] / peak - center
+        squared_distance[start : start + step] = np.einsum(
+            "ij,ij->i", deviation, deviation
+        )
+    typical = np.median(squared_distance)
+    if not typical > 0:
+        return None
+    far = squared_distance > FAR_ROW_DISTANCE**2 * typical
+    n_far = np.count_nonzero(far)
+    if n_far == 0 or n_far > max(1, FAR_ROW_MAX_SHARE * len(X)):
+        return None
+    return far
+
+
+def chunk_rows(X: np.ndarray) -> int:
+    """Rows per chunk for whole-array numpy passes: about 128k values (1 MB in
+    float64), so the temporaries stay small next to X and in cache."""
+    return max(1, 2**17 // max(1, X.shape[1]))
+
+
+def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per-feature variances in float64, chunk by chunk: ``np.var`` would
+    allocate a full float64 copy of X."""
+    total = np.zeros(X.shape[1])
+    step = chunk_rows(X)
+    for start in range(0, len(X), step):
+        centred = X[start : start + step] - mean
+        total += np.einsum("ij,ij->j", centred, centred)
+    return total / len(X)
+
+
+def column_medians(X: np.ndarray) -> np.ndarray:
+    """Per-feature medians in float64, a block of columns at a time:
+    ``np.median`` over all of X would sort a full copy of it."""
+    step = max(1, 2**20 // max(1, len(X)))
+    blocks = [np.median(X[:, j : j + step], axis=0) for j in range(0, X.shape[1], step)]
+    return np.concatenate(blocks).astype(np.float64)
+
+
+def largest_magnitude(X: np.ndarray) -> float:
+    """max |X| without the full-size temporary that ``np.abs(X)`` allocates."""
+    if X.size == 0:
+        return 0.0
+    return float(max(X.max(), -X.min()))
+
+
+def check_unit_interval(X: np.ndarray, what: str) -> None:
+    """Refuse data outside [0, 1], naming the setting that requires it."""
+    low, high = X.min(initial=0.0), X.max(initial=0.0)
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{what} requires X in [0, 1], but X has values in [{low:g}, {high:g}]. "
+            "Scale the data (e.g. MinMaxScaler) or use the Gaussian default."
+        )
