@@ -37,8 +37,11 @@ class _AutoencoderModel(nn.Module):
     def loss(
         self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
     ) -> torch.Tensor:
-        """Mean reconstruction loss per feature; an autoencoder has no noise
-        and no KL term, so ``generator`` and ``kl_weight`` are unused."""
+        """Mean reconstruction loss per feature.
+
+        An autoencoder has no noise and no KL term, so ``generator`` and ``kl_weight``
+        are unused.
+        """
         output = self.decoder(self.encoder(x)).to(x.dtype)  # float32 loss
         if self.config.loss == "binary_crossentropy":
             return F.binary_cross_entropy_with_logits(output, x)

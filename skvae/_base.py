@@ -1,5 +1,7 @@
-"""What the autoencoder and the VAE share: parameters, fit and partial_fit,
-and batched inference from arrays to tensors and back."""
+"""What the autoencoder and the VAE share.
+
+Parameters, fit and partial_fit, and batched inference from arrays to tensors and back.
+"""
 
 import contextlib
 import copy
@@ -45,10 +47,12 @@ MIN_EPOCHS, MIN_STEPS = 60, 2000
 
 @contextlib.contextmanager
 def restore_on_failure(estimator):
-    """Put the estimator's attributes back if the block raises (bad input,
-    divergence, Ctrl-C): ``validate_data(reset=True)`` has already replaced
-    ``n_features_in_``, and a failed fit must leave the previous fitted state,
-    or none, never a half-fitted mix."""
+    """Put the estimator's attributes back if the block raises.
+
+    Bad input, divergence or Ctrl-C: ``validate_data(reset=True)`` has already
+    replaced ``n_features_in_``, and a failed fit must leave the previous
+    fitted state, or none, never a half-fitted mix.
+    """
     state = dict(vars(estimator))
     try:
         yield
@@ -64,10 +68,12 @@ def build_model(config: NetworkConfig, seed: int) -> nn.Module:
 
 
 def inference_copy(module: nn.Module, device: torch.device, dtype) -> nn.Module:
-    """A private copy of ``module`` on the inference device and dtype, never
-    the fitted module itself: concurrent transform() calls share no mutable
-    state. (torch.func.functional_call is no way out: it swaps the tensors
-    into the shared module for the duration of the call.)"""
+    """A private copy of ``module`` on the inference device and dtype.
+
+    Concurrent transform() calls share no mutable state. (torch.func.functional_call is
+    no way out: it swaps the tensors into the shared module for the duration of the
+    call.)
+    """
     dtype = TORCH_DTYPES[np.dtype(dtype)]
     return copy.deepcopy(module).to(device=device, dtype=dtype)
 
@@ -152,8 +158,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @abstractmethod
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
-        """The deterministic code of standardized ``x`` by ``encoder`` (a
-        private copy of ``encoder_``)."""
+        """The deterministic code of standardized ``x``.
+
+        ``encoder`` is a private copy of ``encoder_``.
+        """
 
     def _after_fit(self) -> None:
         """Hook for fitted attributes derived from ``_model``."""
@@ -328,18 +336,24 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._after_fit()
 
     def _resolve_max_iter(self, n_samples: int, batch_size: int) -> int:
-        """Epochs for ``max_iter="auto"``: at least ``MIN_EPOCHS`` and enough
-        epochs for ``MIN_STEPS`` optimizer steps. Quality depends on the number
-        of steps more than on epochs: 60 epochs of 60,000 samples are 14,000
-        steps, but 60 epochs of 500 samples only 120."""
+        """The number of epochs ``max_iter="auto"`` stands for.
+
+        At least ``MIN_EPOCHS`` and enough epochs for ``MIN_STEPS`` optimizer
+        steps. Quality depends on the number of steps more than
+        on epochs: 60 epochs of 60,000 samples are 14,000 steps, but 60 epochs of 500
+        samples only 120.
+        """
         if self.max_iter != "auto":
             return self.max_iter
         n_batches = math.ceil(n_samples / batch_size)
         return max(MIN_EPOCHS, math.ceil(MIN_STEPS / n_batches))
 
     def _batch_sources(self, X, mean, scale, rng, batch_size, device, *, validate):
-        """Batch sources of the standardized float32 training rows and, with
-        early stopping, of the held-out validation rows (else None)."""
+        """Batch sources of the training rows and of the validation rows.
+
+        The rows are standardized float32; the validation rows, held out for
+        early stopping, are None without it.
+        """
         if not (validate and self.early_stopping):
             X_train, X_val = standardize(X, mean, scale, np.float32), None
         else:
@@ -366,9 +380,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _batched(
         self, function, X: np.ndarray, n_out: int, values_per_row: int | None = None
     ) -> np.ndarray:
-        """Apply ``function`` (tensor -> tensor) to X in large batches, without
-        gradient tracking; the result has X's dtype. ``values_per_row`` is the
-        widest intermediate per row (default: the wider of input and output)."""
+        """Apply ``function`` (tensor -> tensor) to X in large batches.
+
+        Without gradient tracking; the result has X's dtype. ``values_per_row``
+        is the widest intermediate per row (default: the wider of input and
+        output).
+        """
         values_per_row = values_per_row or max(X.shape[1], n_out, self.n_features_in_)
         batch_size = max(1, INFERENCE_BATCH_VALUES // values_per_row)
         out = np.empty((len(X), n_out), dtype=X.dtype)

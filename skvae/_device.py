@@ -1,5 +1,8 @@
-"""Where our torch code runs, and guards that keep the caller's global torch
-state (default dtype, autocast, grad mode, RNG) out of it."""
+"""Where our torch code runs, and guards against the caller's torch state.
+
+Where our torch code runs, and guards that keep the caller's global torch state (default
+dtype, autocast, grad mode, RNG) out of it.
+"""
 
 import contextlib
 from collections.abc import Callable
@@ -53,8 +56,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def inference_device(name: str) -> torch.device:
-    """The device for inference: ``name`` resolved, or the CPU where it is
-    not available (a model fitted on a GPU must still work without one)."""
+    """The device inference runs on.
+
+    ``name`` resolved, or the CPU where it is not available: a model fitted on a
+    GPU must still work without one.
+    """
     try:
         return resolve_device(name)
     except ValueError:
@@ -63,10 +69,12 @@ def inference_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def own_torch_state(device: torch.device, *, training: bool):
-    """Run our torch code the same whatever the caller enclosed it in:
-    ``no_grad`` or ``inference_mode`` (training needs gradients; inference
-    needs none), or ``autocast`` (outputs must keep X's dtype; training turns
-    on its own mixed precision where it pays)."""
+    """Run our torch code the same whatever the caller enclosed it in.
+
+    ``no_grad`` or ``inference_mode`` (training needs gradients; inference needs none),
+    or ``autocast`` (outputs must keep X's dtype; training turns on its own mixed
+    precision where it pays).
+    """
     no_autocast = (
         torch.autocast(device.type, enabled=False)
         if device.type in ("cpu", "cuda")
@@ -79,8 +87,10 @@ def own_torch_state(device: torch.device, *, training: bool):
 
 @contextlib.contextmanager
 def float32_default():
-    """Create tensors in float32 even where the caller changed torch's
-    default dtype; touches the process-wide setting only when it differs."""
+    """Create tensors in float32 whatever torch's default dtype.
+
+    Touches the process-wide setting only when the caller changed it.
+    """
     previous = torch.get_default_dtype()
     if previous == torch.float32:
         yield
@@ -93,17 +103,22 @@ def float32_default():
 
 
 def seeded_build(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``build()`` with its weights drawn from ``seed``: on the CPU in float32
-    whatever the caller's default device and dtype (so a seed gives the same
-    weights everywhere), without touching the global torch RNG."""
+    """``build()`` with its weights drawn from ``seed``.
+
+    On the CPU in float32 whatever the caller's default device and dtype (so a seed
+    gives the same weights everywhere), without touching the global torch RNG.
+    """
     with torch.random.fork_rng(devices=[]), float32_default(), torch.device("cpu"):
         torch.manual_seed(seed)
         return build()
 
 
 def to_cpu(state):
-    """A copy of ``state`` (an optimizer state dict, or any nesting of
-    tensors in dicts, lists and tuples) with every tensor on the CPU."""
+    """A copy of ``state`` with every tensor on the CPU.
+
+    ``state`` is an optimizer state dict, or any nesting of tensors in dicts,
+    lists and tuples.
+    """
     if isinstance(state, torch.Tensor):
         return state.detach().to("cpu", copy=True)
     if isinstance(state, dict):

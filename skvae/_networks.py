@@ -76,10 +76,11 @@ class NetworkConfig:
 
     @property
     def probability_setting(self) -> str | None:
-        """The setting that makes the decoder model each feature as a
-        probability (e.g. ``"likelihood='bernoulli'"``), or None. Such data
-        must lie in [0, 1], are not standardized, and decode through a
-        sigmoid."""
+        """The setting that makes features probabilities, or None.
+
+        For example ``"likelihood='bernoulli'"``. Such data must lie in [0, 1],
+        are not standardized, and decode through a sigmoid.
+        """
         return None
 
     @property

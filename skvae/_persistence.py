@@ -13,8 +13,11 @@ adds it. ``load_model`` reads both.
 """
 
 import dataclasses
+import math
 import os
 import pickle
+import struct
+import zipfile
 from typing import IO, Any
 
 import numpy as np
@@ -141,6 +144,16 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
             "and plain Python values (it may be a pickle or joblib file, which "
             "can run code; load those only if you trust their source)."
         ) from error
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        struct.error,
+    ) as error:
+        raise ValueError(
+            f"The file is not a readable skvae model (truncated or corrupt?): {error}"
+        ) from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError("The file is not an skvae model written by save_model.")
     version = data.get("version")
@@ -170,12 +183,14 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
                     "its parameters describe networks of another size or kind "
                     f"than its saved ones ({config})"
                 )
+        _check_shapes(config, data["state_dict"])
         # The weights it initialises are overwritten at once.
         model = build_model(config, seed=0)
         model.load_state_dict(data["state_dict"])
         model.eval()
         modules = dict(model.named_modules())
         attributes = {name: _decode(v, modules) for name, v in attributes.items()}
+        _check_scaling(attributes, config.n_features)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"The skvae model file is inconsistent: {error}") from error
     vars(estimator).update(attributes)
@@ -183,9 +198,52 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
     return estimator
 
 
+def _check_shapes(config, state_dict: Any) -> None:
+    """Refuse weights of other sizes than ``config`` declares.
+
+    Refuse a state dict whose tensors are not those ``config`` describes, before
+    anything of the declared size is allocated: the expected shapes come from a model
+    built on the meta device, which holds no data.
+    """
+    with torch.device("meta"):
+        expected = {
+            name: tuple(tensor.shape)
+            for name, tensor in config.build().state_dict().items()
+        }
+    if not isinstance(state_dict, dict):
+        raise TypeError("the state dict is not a dict")
+    found = {
+        name: tuple(tensor.shape)
+        for name, tensor in state_dict.items()
+        if isinstance(tensor, torch.Tensor)
+    }
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    if missing or unexpected:
+        raise ValueError(f"Missing keys {missing}, unexpected keys {unexpected}")
+    wrong = [name for name in expected if found[name] != expected[name]]
+    if wrong:
+        name = wrong[0]
+        raise ValueError(
+            f"weight {name!r} has size {found[name]}, but the networks declare "
+            f"{expected[name]}"
+        )
+
+
+def _check_scaling(attributes: dict, n_features: int) -> None:
+    """Refuse standardization statistics that inference could not apply."""
+    mean, scale = attributes["mean_"], attributes["scale_"]
+    if not (isinstance(mean, np.ndarray) and mean.shape == (n_features,)):
+        raise ValueError(f"mean_ is not an array of shape ({n_features},)")
+    if not (isinstance(scale, float) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale_ is {scale!r}, not a positive finite float")
+
+
 def _encode(value: Any, name: str, modules: dict[int, str]) -> Any:
-    """``value`` as tensors and plain Python values; tagged dicts mark the
-    types that need rebuilding."""
+    """``value`` as tensors and plain Python values.
+
+    Tagged dicts mark the types that need rebuilding.
+    """
     if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
         return value
     if isinstance(value, nn.Module):

@@ -59,9 +59,12 @@ def fit_scaling(X: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def standardize(X: np.ndarray, mean, scale: float, dtype, order=None) -> np.ndarray:
-    """``(X - mean) / scale`` in float64, written chunk by chunk into one
-    array of ``dtype``: float64 input never needs a second full float64 copy.
-    With ``order``, row i of the result is row ``order[i]`` of X."""
+    """``(X - mean) / scale`` as one array of ``dtype``.
+
+    Computed in float64 chunk by chunk, so float64 input never needs a second
+    full float64 copy. With ``order``, row i of the result is row ``order[i]``
+    of X.
+    """
     out = np.empty(X.shape, dtype=dtype)
     step = chunk_rows(X)
     # One reused temporary, so that the peak is X + out + one chunk; float64
@@ -112,14 +115,19 @@ def far_rows(X: np.ndarray) -> np.ndarray | None:
 
 
 def chunk_rows(X: np.ndarray) -> int:
-    """Rows per chunk for whole-array numpy passes: about 128k values (1 MB in
-    float64), so the temporaries stay small next to X and in cache."""
+    """Rows per chunk for whole-array numpy passes.
+
+    About 128k values (1 MB in float64), so the temporaries stay small next to X and in
+    cache.
+    """
     return max(1, 2**17 // max(1, X.shape[1]))
 
 
 def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Per-feature variances in float64, chunk by chunk: ``np.var`` would
-    allocate a full float64 copy of X."""
+    """Per-feature variances in float64, chunk by chunk.
+
+    ``np.var`` would allocate a full float64 copy of X.
+    """
     total = np.zeros(X.shape[1])
     step = chunk_rows(X)
     for start in range(0, len(X), step):
@@ -129,8 +137,10 @@ def column_variances(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def column_medians(X: np.ndarray) -> np.ndarray:
-    """Per-feature medians in float64, a block of columns at a time:
-    ``np.median`` over all of X would sort a full copy of it."""
+    """Per-feature medians in float64, a block of columns at a time.
+
+    ``np.median`` over all of X would sort a full copy of it.
+    """
     step = max(1, 2**20 // max(1, len(X)))
     blocks = [np.median(X[:, j : j + step], axis=0) for j in range(0, X.shape[1], step)]
     return np.concatenate(blocks).astype(np.float64)

@@ -45,9 +45,11 @@ MIXED_PRECISION_MIN_WEIGHTS = 100_000
 
 
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` is a CPU that multiplies bfloat16 matrices in
-    hardware (AVX-512 BF16 or AMX), at twice the float32 rate. Elsewhere
-    bfloat16 is emulated and slower."""
+    """Whether ``device`` multiplies bfloat16 matrices in hardware.
+
+    A CPU with AVX-512 BF16 or AMX does, at twice the float32 rate. Elsewhere
+    bfloat16 is emulated and slower.
+    """
     if device.type != "cpu":
         return False
     # Private probes, absent from older PyTorch: missing means "no".
@@ -56,22 +58,31 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 def mixed_precision(model: nn.Module, device: torch.device) -> bool:
-    """Whether to train ``model`` with bfloat16 matrix products on ``device``:
-    only where the hardware has them and the network is large enough."""
+    """Whether to train ``model`` with bfloat16 matrix products.
+
+    Only where ``device`` has them in hardware and the network is large enough.
+    """
     largest = max((p.numel() for p in model.parameters()), default=0)
     return largest >= MIXED_PRECISION_MIN_WEIGHTS and native_bfloat16(device)
 
 
 def batches(n_samples: int, batch_size: int) -> int:
-    """How many batches split ``n_samples`` into near-equal parts of at most
-    ``batch_size``; near-equal avoids a noisy trailing batch of one sample."""
+    """How many near-equal batches of at most ``batch_size`` rows.
+
+    Near-equal parts of ``n_samples`` avoid a noisy trailing batch of one
+    sample.
+    """
     return max(1, math.ceil(n_samples / batch_size))
 
 
 class TensorBatches:
-    """Where the loop takes its batches from: rows preloaded as one tensor on
-    the training device, served in near-equal batches of at most
-    ``batch_size``, in a new random order each epoch or in their own order."""
+    """Batches of rows preloaded as one tensor on the training device.
+
+    The training loop's batch source: near-equal batches of at most
+    ``batch_size`` rows, in a new random order each epoch or in their own
+    order. A streamed source would offer the same ``epoch``, ``n_batches``,
+    ``device`` and ``len``.
+    """
 
     def __init__(self, X: torch.Tensor, batch_size: int):
         self.X = X
@@ -93,9 +104,11 @@ class TensorBatches:
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:
-    """The KL term's weight at optimizer step ``step``: a linear ramp from 0
-    to 1 over the first ``warmup_steps`` steps, then 1 (the KL warm-up of
-    Bowman et al., 2016, against posterior collapse)."""
+    """The KL term's weight at optimizer step ``step``.
+
+    A linear ramp from 0 to 1 over the first ``warmup_steps`` steps, then 1 (the KL
+    warm-up of Bowman et al., 2016, against posterior collapse).
+    """
     if not warmup_steps:
         return 1.0
     return min(1.0, step / warmup_steps)
@@ -128,8 +141,10 @@ def train(
     check_convergence: bool,
     verbose: bool,
 ) -> bool:
-    """Run up to ``n_epochs`` epochs of Adam on ``model.loss``; return whether
-    the convergence criterion (scikit-learn's MLP rule) stopped training.
+    """Train ``model`` with Adam for up to ``n_epochs`` epochs.
+
+    Return whether the convergence criterion (scikit-learn's MLP rule)
+    stopped training.
 
     ``model.loss(x, generator, kl_weight)`` returns the mean loss of a batch.
     Convergence is judged in a fit (``check_convergence``), not in

@@ -41,15 +41,19 @@ N_SCORE_SAMPLES = 16
 
 
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per sample, in closed form:
-    0.5 * sum(mean^2 + sigma^2 - 1 - log sigma^2)."""
+    """KL(N(mean, exp(logvar)) || N(0, I)) per sample, in closed form.
+
+    0.5 * sum(mean^2 + sigma^2 - 1 - log sigma^2).
+    """
     return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(dim=1)
 
 
 def log_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
-    """log p(z) per latent point for the standard normal or the Student-t
-    prior (multivariate, centred, unit scale, ``STUDENT_T_DOF`` degrees of
-    freedom)."""
+    """log p(z) per latent point under the prior.
+
+    The standard normal, or the Student-t (multivariate, centred, unit scale,
+    ``STUDENT_T_DOF`` degrees of freedom).
+    """
     if prior == "normal":
         return -0.5 * (z.square() + LOG_2PI).sum(-1)
     dof, n_components = STUDENT_T_DOF, z.shape[-1]
@@ -64,9 +68,12 @@ def log_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
 
 
 def kl_to_prior(mean, logvar, z, prior: str) -> torch.Tensor:
-    """KL(q(z | x) || p(z)) per sample: in closed form for the normal prior;
-    for the Student-t prior, the entropy of q in closed form and the
-    cross-entropy E_q[-log p(z)] from ``z``, one reparametrized draw from q."""
+    """KL(q(z | x) || p(z)) per sample.
+
+    In closed form for the normal prior; for the Student-t prior, the entropy of q in
+    closed form and the cross-entropy E_q[-log p(z)] from ``z``, one reparametrized draw
+    from q.
+    """
     if prior == "normal":
         return kl_divergence(mean, logvar)
     negative_entropy = -0.5 * (1 + LOG_2PI + logvar).sum(-1)
@@ -84,8 +91,11 @@ def draw_prior(rng: np.random.RandomState, n_samples: int, n_components: int, pr
 
 
 def gaussian_nll(squared_error: torch.Tensor, n_features: int, variance):
-    """-log N(x; mean, variance * I) per sample, from ``squared_error`` =
-    |x - mean|^2 per sample: (|x - mean|^2 / variance + D log(2 pi variance)) / 2."""
+    """-log N(x; mean, variance * I) per sample.
+
+    From ``squared_error`` = |x - mean|^2 per sample:
+    (|x - mean|^2 / variance + D log(2 pi variance)) / 2.
+    """
     return 0.5 * (
         squared_error / variance + n_features * (LOG_2PI + torch.log(variance))
     )
@@ -128,8 +138,10 @@ class _VAEModel(nn.Module):
         self.register_buffer("noise_variance", torch.ones(()))
 
     def negative_log_likelihood(self, x: torch.Tensor, output: torch.Tensor):
-        """-log p(x | z) per sample for decoder ``output``; while training, with
-        the noise variance that maximises this batch's likelihood."""
+        """-log p(x | z) per sample for decoder ``output``.
+
+        While training, with the noise variance that maximises this batch's likelihood.
+        """
         if self.config.likelihood == "bernoulli":
             return bernoulli_nll(x, output)
         n_features = x.shape[-1]
@@ -149,8 +161,10 @@ class _VAEModel(nn.Module):
     def loss(
         self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
     ) -> torch.Tensor:
-        """Negative ELBO per sample and feature, averaged over the batch, with
-        the KL term weighted by ``beta * kl_weight`` (the warm-up's ramp)."""
+        """Negative ELBO per sample and feature, averaged over the batch.
+
+        Batch, with the KL term weighted by ``beta * kl_weight`` (the warm-up's ramp).
+        """
         # Under mixed precision the networks return bfloat16: the likelihood
         # and KL terms are computed in the data's float32.
         mean, logvar = (t.to(x.dtype) for t in self.encoder(x))
