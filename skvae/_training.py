@@ -114,6 +114,19 @@ def kl_weight(step: int, warmup_steps: int) -> float:
     return min(1.0, step / warmup_steps)
 
 
+# How far above the untrained model's loss an epoch's loss may rise, in units
+# of max(1, |that loss|), before the run counts as diverged. Losses are per
+# feature on standardized data (or probabilities in [0, 1]), so the untrained
+# model's loss is of order 1 on any data; healthy runs stay below it, save
+# the KL warm-up's rise (design notes, "Divergence that stays finite").
+MAX_LOSS_GROWTH = 100.0
+
+
+def loss_growth(loss: float, reference: float) -> float:
+    """How far ``loss`` lies above ``reference``, in units of max(1, |reference|)."""
+    return (loss - reference) / max(1.0, abs(reference))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TensorBatches) -> float:
     """Mean loss of ``model`` on ``data`` with noise from a fixed seed."""
@@ -170,6 +183,9 @@ def train(
         if mixed_precision(model, data.device)
         else contextlib.nullcontext()
     )
+    # The untrained (or, in partial_fit, the incoming) model's loss on the
+    # same rows: divergence is judged against it, whatever the data's scale.
+    reference = evaluate(model, data)
     best_state = None
     converged = False
     for _ in range(n_epochs):
@@ -192,11 +208,12 @@ def train(
             history.n_steps += 1
         # .item() is the one host-device sync per epoch.
         epoch_loss = total.item() / len(data)
-        if not math.isfinite(epoch_loss):
+        if not loss_growth(epoch_loss, reference) <= MAX_LOSS_GROWTH:  # NaN too
             raise ValueError(
-                f"Training diverged: the loss became {epoch_loss} in epoch "
-                f"{len(history.loss_curve) + 1}. Try a lower learning_rate_init "
-                "or scale the data (e.g. with StandardScaler)."
+                f"Training diverged: the loss became {epoch_loss:.6g} in epoch "
+                f"{len(history.loss_curve) + 1}, from {reference:.6g} before "
+                "training. Try a lower learning_rate_init or scale the data "
+                "(e.g. with StandardScaler)."
             )
         history.loss_curve.append(epoch_loss)
 
