@@ -178,7 +178,6 @@ def write_figures(codes, estimators, X_test, image_shape, out) -> list[str]:
     import matplotlib.pyplot as plt
 
     from skvae.plotting import LatentSpaceDisplay, ManifoldGridDisplay
-    from skvae.plotting._common import show_images
 
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(out, name) for name in ("latent", "reconstructions")]
@@ -189,7 +188,7 @@ def write_figures(codes, estimators, X_test, image_shape, out) -> list[str]:
         LatentSpaceDisplay.from_embedding(Z, y, ax=ax)
         ax.set_title(name)
         legend = ax.get_legend()
-        handles = legend.legend_handles
+        handles = legend.legend_handles  # matplotlib >= 3.7
         legend.remove()
     # One legend for the four panels, outside the last one.
     axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1, 0.5))
@@ -207,9 +206,13 @@ def write_figures(codes, estimators, X_test, image_shape, out) -> list[str]:
         len(rows), n_images, figsize=(n_images + 1, len(rows) + 0.5), squeeze=False
     )
     for ax_row, (name, images) in zip(axes, rows.items(), strict=True):
-        images = images.reshape(-1, *image_shape)
-        label = name.replace("Transformer", "")
-        show_images(ax_row, images, label=label, vmin=0, vmax=1)
+        for ax, image in zip(ax_row, images.reshape(-1, *image_shape), strict=True):
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax_row[0].set_ylabel(
+            name.replace("Transformer", ""), rotation=0, ha="right", va="center"
+        )
     fig.tight_layout()
     fig.savefig(paths[1], dpi=100)
     plt.close(fig)
