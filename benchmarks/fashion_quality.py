@@ -6,8 +6,11 @@ classic recipe, run side by side in one process.
 
 Reports test 5-NN accuracy (kNN fitted on train codes), reconstruction
 MSE/pixel, trustworthiness@10 and fit seconds; the recipe is the classic
-hand-written PyTorch loop (784-256-64-2, mse*784 + KL, Adam 1e-3, batch 256,
-50 epochs), with its data preloaded on the same device as the estimators'.
+hand-written PyTorch loop of ``classic_recipe.py`` (784-256-64-2, sigmoid
+output, mse*784 + KL, Adam 1e-3, batch 256, 50 epochs), with its data preloaded
+on the same device as the estimators'. Fashion-MNIST comes from ``--data``,
+else from ``skvae.datasets.load_fashion_mnist``'s folder
+(``$SKVAE_FASHION_MNIST``, or the Debian package's).
 With several seeds it ends with each method's mean, standard
 deviation and range over them.
 """
@@ -19,62 +22,13 @@ import warnings
 
 import numpy as np
 import torch
+from classic_recipe import fit_recipe
 from sklearn.decomposition import PCA
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
-from torch import nn
 
 from skvae import AutoencoderTransformer, VAETransformer
-from skvae.datasets import FASHION_MNIST_DIR, load_mnist_like
-
-
-class RecipeVAE(nn.Module):
-    def __init__(self, n_features=784, n_components=2):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU()
-        )
-        self.mean, self.logvar = (
-            nn.Linear(64, n_components),
-            nn.Linear(64, n_components),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(n_components, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(),
-            nn.Linear(256, n_features), nn.Sigmoid(),
-        )  # fmt: skip
-
-    def encode(self, x):
-        h = self.body(x)
-        return self.mean(h), self.logvar(h)
-
-    def forward(self, x):
-        mean, logvar = self.encode(x)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        return self.decoder(z), mean, logvar
-
-
-def recipe_loss(x, reconstruction, mean, logvar):
-    # mse * n_features + KL(q(z|x) || N(0, I)), averaged over the batch.
-    mse = (x - reconstruction).square().mean(1) * x.shape[1]
-    kl = -0.5 * (1 + logvar - mean.square() - logvar.exp()).sum(1)
-    return (mse + kl).mean()
-
-
-def fit_recipe(X, epochs=50, seed=0, device="cpu"):
-    torch.manual_seed(seed)
-    model = RecipeVAE(X.shape[1]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    X = torch.from_numpy(X).to(device)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(X), device=device).split(256):
-            x = X[idx]
-            loss = recipe_loss(x, *model(x))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    if X.is_cuda:
-        torch.cuda.synchronize()
-    return model.cpu()
+from skvae.datasets import load_fashion_mnist
 
 
 def evaluate(name, fit_seconds, Z_train, Z_test, X_test_rec, X_test, y_train, y_test):
@@ -150,7 +104,11 @@ def summarize(rows: list[dict]) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=FASHION_MNIST_DIR)
+    parser.add_argument(
+        "--data",
+        help="Fashion-MNIST IDX folder (default: $SKVAE_FASHION_MNIST, else "
+        "/usr/share/datasets/fashion-mnist)",
+    )
     parser.add_argument("--params", default="{}", help="JSON overrides for both")
     parser.add_argument(
         "--seed", default="0", help="random_state of all; several: 0,1,2"
@@ -159,7 +117,10 @@ def main():
     parser.add_argument("--device", default="cpu", help="of the recipe and estimators")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    data = (*load_mnist_like(args.data, "train"), *load_mnist_like(args.data, "test"))
+    data = (
+        *load_fashion_mnist(args.data, kind="train"),
+        *load_fashion_mnist(args.data, kind="test"),
+    )
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"device {args.device}")  # fmt: skip
     only = args.only.split(",")

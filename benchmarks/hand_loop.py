@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _util import best_of, quiet_fit, table
+from classic_recipe import ClassicVAE, run_epoch
 from sklearn.base import clone
 from torch import nn
 
@@ -24,25 +25,18 @@ LOG_2PI = math.log(2 * math.pi)
 HERE = Path(__file__).resolve().parent
 
 
-class HandVAE(nn.Module):
-    """VAETransformer's default network, written out: 784-256-64-(2, 2) encoder
-    with clamped log-variance, 2-64-256-784 decoder."""
+class HandVAE(ClassicVAE):
+    """The classic recipe's network (``VAETransformer``'s
+    ``hidden_layer_sizes=(256, 64)``) without the output sigmoid, trained with
+    skvae's loss: log-variance clamped to [-30, 20], Gaussian NLL with the
+    batch's maximum-likelihood noise variance + KL."""
 
     def __init__(self, n_features: int, n_components: int = 2):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(n_features, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU()
-        )
-        self.mean = nn.Linear(64, n_components)
-        self.logvar = nn.Linear(64, n_components)
-        self.decoder = nn.Sequential(
-            nn.Linear(n_components, 64), nn.ReLU(), nn.Linear(64, 256), nn.ReLU(),
-            nn.Linear(256, n_features),
-        )  # fmt: skip
+        super().__init__(n_features, n_components, sigmoid=False)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
-        mean, logvar = self.mean(h), self.logvar(h).clamp(-30, 20)
+        mean, logvar = self.encode(x)
+        logvar = logvar.clamp(-30, 20)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
         output = self.decoder(z)
         # Gaussian NLL with the batch's maximum-likelihood noise variance
@@ -58,9 +52,11 @@ class HandVAE(nn.Module):
 def hand_loop(
     X: np.ndarray, epochs: int, seed: int = 0, bfloat16: bool = False
 ) -> HandVAE:
-    """Preloaded tensor, randperm slicing, torch.optim.Adam, no DataLoader;
-    with ``bfloat16``, the loss under ``torch.autocast`` (as skvae trains on
-    CPUs with native bfloat16)."""
+    """Train ``HandVAE`` as the classic recipe trains (preloaded tensor,
+    randperm slicing, batches of 256, torch.optim.Adam, no DataLoader) on ``X``
+    converted once to float32, each feature centred and divided by one global
+    standard deviation. With ``bfloat16``, the loss runs under
+    ``torch.autocast`` (as skvae trains on CPUs with native bfloat16)."""
     torch.manual_seed(seed)
     X = torch.from_numpy(X).float()  # the one conversion of float64 input
     X = (X - X.mean(0)) / X.std()
@@ -76,14 +72,6 @@ def hand_loop(
     for _ in range(epochs):
         run_epoch(X, loss_function, optimizer)
     return model
-
-
-def run_epoch(X: torch.Tensor, loss_function, optimizer) -> None:
-    for idx in torch.randperm(len(X)).split(256):
-        loss = loss_function(X[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
 
 
 def linear_macs(model: nn.Module) -> int:

@@ -1,9 +1,14 @@
 """skvae's performance and quality benchmarks, in one command.
 
     python benchmarks/run.py [--quick] [--data DIR] [--only SECTION,...] [--rounds N]
+                             [--out STEM]
 
-Writes ``benchmarks/results.md`` and ``benchmarks/results.json`` (after each
-section, so an interrupted run keeps what it measured). Sections:
+Writes ``benchmarks/results/run.md`` and ``benchmarks/results/run.json``
+(after each section, so an interrupted run keeps what it measured; ``--out
+benchmarks/results/speed`` writes ``speed.md`` and ``speed.json`` there
+instead). Fashion-MNIST comes from ``--data``, else from
+``skvae.datasets.load_fashion_mnist``'s folder (``$SKVAE_FASHION_MNIST``, or the
+Debian package's). Sections:
 
 speed            seconds per epoch: VAETransformer against a hand-written
                  PyTorch loop of the same network and loss, float32 and
@@ -42,7 +47,7 @@ from costs import early_stopping, inference, memory, memory_child
 from hand_loop import compiled, profile, speed
 from quality import compare, manifolds, time_to_quality
 
-from skvae.datasets import FASHION_MNIST_DIR, load_mnist_like
+from skvae.datasets import load_fashion_mnist
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = {
@@ -94,10 +99,16 @@ def main():
         "--rounds", type=int, help="interleaved rounds of the timed sections"
     )
     parser.add_argument(
-        "--data", default=FASHION_MNIST_DIR, help="Fashion-MNIST IDX folder"
+        "--data",
+        help="Fashion-MNIST IDX folder (default: $SKVAE_FASHION_MNIST, else "
+        "/usr/share/datasets/fashion-mnist)",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
-    parser.add_argument("--out", default=str(HERE / "results"), help="path stem")
+    parser.add_argument(
+        "--out",
+        default=str(HERE / "results" / "run"),
+        help="path stem of the .md and .json (benchmarks/results/run)",
+    )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -105,8 +116,8 @@ def main():
         memory_child(path, int(epochs), int(fitter), bool(int(trace)))
         return
 
-    X_train, y_train = load_mnist_like(args.data, "train")
-    X_test, y_test = load_mnist_like(args.data, "test")
+    X_train, y_train = load_fashion_mnist(args.data, kind="train")
+    X_test, y_test = load_fashion_mnist(args.data, kind="test")
     if args.quick:
         X_train, y_train = X_train[:5000], y_train[:5000]
         X_test, y_test = X_test[:2000], y_test[:2000]

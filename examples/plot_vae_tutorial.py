@@ -21,7 +21,6 @@ Here is the same story in a few scikit-learn calls, on scikit-learn's embedded
 # ----------------------
 # Binary cross-entropy treats each pixel as a probability, so the pixels are
 # scaled into [0, 1], as the tutorial did for MNIST.
-import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -30,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import AutoencoderTransformer, VAETransformer
-from skvae.datasets import FASHION_MNIST_DIR, load_mnist_like
+from skvae.datasets import load_fashion_mnist
 from skvae.plotting import (
     LatentSpaceDisplay,
     ManifoldGridDisplay,
@@ -83,12 +82,16 @@ print(display.image_.shape)
 # %%
 # Fashion-MNIST
 # -------------
-# With the Fashion-MNIST files at hand (``skvae.datasets.FASHION_MNIST_DIR``;
+# With the Fashion-MNIST files at hand (:func:`skvae.datasets.load_fashion_mnist`
+# reads them from ``$SKVAE_FASHION_MNIST`` or the Debian package's folder;
 # nothing is downloaded), the same three figures on 28 x 28 clothes. A subset
 # and a few epochs keep this example quick; the benchmarks train longer.
-if os.path.isdir(FASHION_MNIST_DIR):
-    F_train, f_train = load_mnist_like(FASHION_MNIST_DIR, kind="train")
-    F_test, f_test = load_mnist_like(FASHION_MNIST_DIR, kind="test")
+try:
+    F_train, f_train = load_fashion_mnist(kind="train")
+    F_test, f_test = load_fashion_mnist(kind="test")
+except FileNotFoundError as error:
+    print(f"Skipping the Fashion-MNIST figures: {error}")
+else:
     F_train, f_train = F_train[:10000], f_train[:10000]
     F_test, f_test = F_test[:2000], f_test[:2000]
 
@@ -104,7 +107,5 @@ if os.path.isdir(FASHION_MNIST_DIR):
     LatentSpaceDisplay.from_estimator(vae, F_test, f_test, ax=left)
     ManifoldGridDisplay.from_estimator(vae, grid_resolution=20, ax=right)
     fig.suptitle("VAE on Fashion-MNIST: test codes and decoded grid")
-else:
-    print(f"{FASHION_MNIST_DIR} is absent: skipping the Fashion-MNIST figures")
 
 plt.show()

@@ -1,4 +1,4 @@
-"""Data loaders: scikit-learn's embedded digits and MNIST-format IDX files.
+"""Data loaders: MNIST-format IDX files, and Fashion-MNIST where it is installed.
 
 Nothing here downloads anything.
 """
@@ -19,6 +19,11 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+
+# Where the Debian package dataset-fashion-mnist puts the files, and the
+# environment variable that names another folder.
+_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+_FASHION_MNIST_ENV = "SKVAE_FASHION_MNIST"
 
 
 def load_idx(path):
@@ -149,12 +154,75 @@ def load_mnist_like(directory, kind="train"):
     return X, load_idx(labels).astype(np.int64)
 
 
+def load_fashion_mnist(data_home=None, *, kind="train"):
+    """Load Fashion-MNIST from IDX files on this machine; nothing is downloaded.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Folder holding the Fashion-MNIST IDX files
+        (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+        ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``). When
+        None: the folder named by the environment variable
+        ``SKVAE_FASHION_MNIST`` if it is set, else the folder of the Debian
+        package ``dataset-fashion-mnist``, ``/usr/share/datasets/fashion-mnist``.
+    kind : {"train", "test", "t10k"}, default="train"
+        Which split to read: the 60,000 training images or the 10,000 test
+        images (``"test"`` is the same as ``"t10k"``).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 784)
+        Images as float32 in [0, 1].
+    y : ndarray of shape (n_samples,)
+        Integer labels, 0 to 9.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the files are not in that folder. The message names the folder
+        looked in and how to get the data.
+
+    See Also
+    --------
+    load_mnist_like : Read any folder of MNIST-format files.
+
+    Examples
+    --------
+    >>> from skvae.datasets import load_fashion_mnist
+    >>> X, y = load_fashion_mnist(kind="test")  # doctest: +SKIP
+    >>> X.shape, y.shape  # doctest: +SKIP
+    ((10000, 784), (10000,))
+
+    Without the files, the error says where it looked:
+
+    >>> load_fashion_mnist("/nonexistent")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    FileNotFoundError: Fashion-MNIST not found in /nonexistent (data_home): ...
+    """
+    if data_home is not None:
+        directory, origin = data_home, "data_home"
+    elif os.environ.get(_FASHION_MNIST_ENV):
+        directory, origin = os.environ[_FASHION_MNIST_ENV], _FASHION_MNIST_ENV
+    else:
+        directory, origin = _FASHION_MNIST_DIR, "the Debian package's folder"
+    try:
+        return load_mnist_like(directory, kind)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found in {directory} ({origin}): {exc} skvae "
+            "downloads nothing. Install the Debian package (apt-get install -y "
+            f"dataset-fashion-mnist, which puts the files in {_FASHION_MNIST_DIR}), "
+            f"or set {_FASHION_MNIST_ENV} (or pass data_home) to a folder holding "
+            "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may be .gz)."
+        ) from None
+
+
 def _find(directory, stem):
     for name in (stem, stem + ".gz"):
         path = os.path.join(directory, name)
         if os.path.exists(path):
             return path
     raise FileNotFoundError(f"No {stem}[.gz] in {directory}.")
-
-
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

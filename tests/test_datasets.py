@@ -1,13 +1,17 @@
-"""IDX files round-trip, broken ones fail clearly, Fashion-MNIST loads."""
+"""IDX files round-trip, broken ones fail clearly, Fashion-MNIST loads from
+where it is asked to and says where it looked when it is absent."""
 
 import gzip
-import os
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from skvae.datasets import FASHION_MNIST_DIR, load_idx, load_mnist_like, save_idx
+from skvae import datasets
+from skvae.datasets import load_fashion_mnist, load_idx, load_mnist_like, save_idx
+
+# Where the Debian package dataset-fashion-mnist puts the files.
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
 ARRAYS = {
     "uint8-images": np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
@@ -103,15 +107,83 @@ def test_load_mnist_like_reads_small_directory(tmp_path):
         load_mnist_like(tmp_path, kind="validation")
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(FASHION_MNIST_DIR), reason=f"{FASHION_MNIST_DIR} is absent"
-)
-def test_fashion_mnist_loads_in_unit_interval():
-    X, y = load_mnist_like(FASHION_MNIST_DIR, kind="train")
+def write_small_fashion(directory, labels):
+    """A tiny Fashion-MNIST folder: 28 x 28 images whose pixels are the label."""
+    directory.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(labels, np.uint8)
+    images = np.repeat(labels, 28 * 28).reshape(len(labels), 28, 28)
+    for prefix in ("train", "t10k"):
+        save_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
+        save_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def test_load_fashion_mnist_reads_env_var_folder(tmp_path, monkeypatch):
+    write_small_fashion(tmp_path / "fashion", [3, 1, 4])
+    monkeypatch.setenv("SKVAE_FASHION_MNIST", str(tmp_path / "fashion"))
+    X, y = load_fashion_mnist(kind="test")
+    assert X.shape == (3, 784) and X.dtype == np.float32
+    assert_array_equal(X[:, 0], np.array([3, 1, 4], np.float32) / 255)
+    assert_array_equal(y, [3, 1, 4])
+
+
+def test_load_fashion_mnist_data_home_wins_over_env_var(tmp_path, monkeypatch):
+    write_small_fashion(tmp_path / "here", [7, 7])
+    write_small_fashion(tmp_path / "env", [1, 2, 3])
+    monkeypatch.setenv("SKVAE_FASHION_MNIST", str(tmp_path / "env"))
+    X, y = load_fashion_mnist(tmp_path / "here")
+    assert X.shape == (2, 784)
+    assert_array_equal(y, [7, 7])
+    with pytest.raises(ValueError, match="kind"):
+        load_fashion_mnist(tmp_path / "here", kind="validation")
+
+
+def test_load_fashion_mnist_falls_back_to_debian_folder(tmp_path, monkeypatch):
+    write_small_fashion(tmp_path, [9, 0])
+    monkeypatch.delenv("SKVAE_FASHION_MNIST", raising=False)
+    monkeypatch.setattr(datasets, "_FASHION_MNIST_DIR", str(tmp_path))
+    _, y = load_fashion_mnist(kind="train")
+    assert_array_equal(y, [9, 0])
+
+
+@pytest.mark.parametrize("source", ["data_home", "env_var", "debian"])
+def test_load_fashion_mnist_missing_folder_names_it(tmp_path, monkeypatch, source):
+    missing = tmp_path / "no-fashion"
+    monkeypatch.delenv("SKVAE_FASHION_MNIST", raising=False)
+    data_home = missing if source == "data_home" else None
+    if source == "env_var":
+        monkeypatch.setenv("SKVAE_FASHION_MNIST", str(missing))
+    if source == "debian":
+        monkeypatch.setattr(datasets, "_FASHION_MNIST_DIR", str(missing))
+    with pytest.raises(FileNotFoundError) as info:
+        load_fashion_mnist(data_home)
+    message = str(info.value)
+    origin = {"data_home": "data_home", "env_var": "SKVAE_FASHION_MNIST",
+              "debian": "the Debian package's folder"}[source]  # fmt: skip
+    assert f"in {missing} ({origin})" in message
+    # How to get the data: the Debian package, or a folder of one's own.
+    assert "apt-get install -y dataset-fashion-mnist" in message
+    assert "set SKVAE_FASHION_MNIST" in message
+
+
+def test_load_fashion_mnist_folder_without_labels_raises(tmp_path):
+    write_small_fashion(tmp_path, [5])
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        load_fashion_mnist(tmp_path, kind="test")
+    X, _ = load_fashion_mnist(tmp_path, kind="train")
+    assert X.shape == (1, 784)
+
+
+def test_fashion_mnist_loads_in_unit_interval(monkeypatch):
+    monkeypatch.delenv("SKVAE_FASHION_MNIST", raising=False)
+    try:
+        X, y = load_fashion_mnist(kind="train")
+    except FileNotFoundError:
+        pytest.skip(f"Fashion-MNIST is not installed in {DEBIAN_DIR}")
     assert X.shape == (60000, 784)
     assert X.dtype == np.float32
     assert X.min() == 0 and X.max() == 1
     assert y.shape == (60000,)
     assert_array_equal(np.unique(y), np.arange(10))
-    X_test, y_test = load_mnist_like(FASHION_MNIST_DIR, kind="test")
+    X_test, y_test = load_fashion_mnist(kind="test")
     assert X_test.shape == (10000, 784) and y_test.shape == (10000,)
