@@ -9,7 +9,7 @@ import numpy as np
 
 # Rows farther from the per-feature medians than this many times the median
 # row's distance are gross outliers (see ``far_rows``); the evidence for both
-# numbers is in the design notes ("Far rows in the standardization").
+# numbers is in the design notes ("How to scale inputs with far outliers?").
 FAR_ROW_DISTANCE = 100
 FAR_ROW_MAX_SHARE = 0.01
 

@@ -20,7 +20,7 @@ import torch
 PROBE_STEPS = 4
 # A candidate already this many times slower per step than the best one so far
 # is dropped before its PROBE_STEPS: on a busy machine the wrong count can be
-# a hundred times slower.
+# many times slower (design notes, "Threads on a shared CPU").
 DROP_RATIO = 3.0
 # Time spent on the chosen count before the next round of probes, as a multiple
 # of the last round's duration: probing costs at most about 1 / (1 + this) of

@@ -42,7 +42,7 @@ def make_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimi
 
 # Smallest largest-layer (in x out weights) for which bfloat16 pays: below it,
 # casting costs more than the faster products save (design notes, "Mixed
-# precision on CPUs").
+# precision on CPUs?").
 MIXED_PRECISION_MIN_WEIGHTS = 100_000
 
 

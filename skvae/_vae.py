@@ -21,7 +21,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 # Degrees of freedom of the Student-t prior (prior="student_t"): heavy tails
 # let clusters of codes sit apart instead of crowding around the origin, and
-# 2 was the best of those tried (design notes, "Student-t prior").
+# 2 was the best of those tried (design notes, "Which prior?").
 STUDENT_T_DOF = 2.0
 
 # Floor on the decoder's noise variance, in standardized units (the data's
@@ -32,7 +32,7 @@ MIN_NOISE_VARIANCE = 1e-6
 # Optimizer steps over which the KL term's weight ramps from 0 to beta, so
 # that the decoder learns to use the codes before the KL term pulls them to
 # the prior: without it, data with few features settle in posterior collapse
-# (design notes, "KL warm-up").
+# (design notes, "KL warm-up or not?").
 KL_WARMUP_STEPS = 500
 
 # Importance samples in score_samples; drawn once from a fixed seed and shared
