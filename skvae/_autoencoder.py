@@ -47,6 +47,15 @@ class _AutoencoderModel(nn.Module):
             return F.binary_cross_entropy_with_logits(output, x)
         return F.mse_loss(output, x)
 
+    def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
+        """The reconstruction loss of each sample, per feature."""
+        output = self.decoder(self.encoder(x)).to(x.dtype)
+        if self.config.loss == "binary_crossentropy":
+            losses = F.binary_cross_entropy_with_logits(output, x, reduction="none")
+        else:
+            losses = (output - x).square()
+        return losses.mean(-1)
+
 
 class AutoencoderTransformer(BaseAutoencoder):
     """Nonlinear dimensionality reduction with an autoencoder.

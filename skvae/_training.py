@@ -116,17 +116,40 @@ def kl_weight(step: int, warmup_steps: int) -> float:
     return min(1.0, step / warmup_steps)
 
 
-# How far above the untrained model's loss an epoch's loss may rise, in units
-# of max(1, |that loss|), before the run counts as diverged. Losses are per
-# feature on standardized data (or probabilities in [0, 1]), so the untrained
-# model's loss is of order 1 on any data; healthy runs stay below it, save
-# the KL warm-up's rise (design notes, "Divergence that stays finite").
-MAX_LOSS_GROWTH = 100.0
+# How far above the untrained model's typical loss the trained model's may
+# lie, in units of max(1, |that loss|), before the run counts as diverged.
+# Losses are per feature on standardized data (or probabilities in [0, 1]), so
+# the untrained model's is of order 1 on any data, and a trained model's lies
+# below it. Only the returned model is judged, since epochs on the way may
+# spike far above it and recover (iris at learning_rate_init=0.03: 400x);
+# "typical" is the median over the rows, since on heavy-tailed data a few rows
+# dominate the mean; a non-finite loss stops training at once. Healthy fits
+# end at most 4.6 above (Cauchy-distributed data; 0.12 elsewhere), broken ones
+# at 15 or more (design notes, "Divergence that stays finite").
+MAX_LOSS_GROWTH = 10.0
 
 
 def loss_growth(loss: float, reference: float) -> float:
     """How far ``loss`` lies above ``reference``, in units of max(1, |reference|)."""
     return (loss - reference) / max(1.0, abs(reference))
+
+
+@torch.no_grad()
+def typical_loss(model: nn.Module, data: TensorBatches) -> float:
+    """Median over the rows of ``model``'s loss, with noise from a fixed seed."""
+    model.eval()
+    generator = torch.Generator(device=data.device).manual_seed(0)
+    losses = [model.sample_losses(xb, generator, kl_weight=1.0) for xb in data.epoch()]
+    return torch.cat(losses).median().item()
+
+
+def diverged(loss: float, where: str, reference: float) -> ValueError:
+    """The error for a run whose loss became ``loss`` ``where``."""
+    return ValueError(
+        f"Training diverged: the loss became {loss:.6g} {where}, from "
+        f"{reference:.6g} before training. Try a lower learning_rate_init or "
+        "scale the data (e.g. with StandardScaler)."
+    )
 
 
 @torch.no_grad()
@@ -187,7 +210,7 @@ def train(
     )
     # The untrained (or, in partial_fit, the incoming) model's loss on the
     # same rows: divergence is judged against it, whatever the data's scale.
-    reference = evaluate(model, data)
+    reference = typical_loss(model, data)
     # The thread count fastest now, on a quiet or a busy machine; the
     # estimators' own_torch_state gives the caller's count back.
     threads = ThreadTuner(data.device)
@@ -214,13 +237,9 @@ def train(
             history.n_steps += 1
         # .item() is the one host-device sync per epoch.
         epoch_loss = total.item() / len(data)
-        if not loss_growth(epoch_loss, reference) <= MAX_LOSS_GROWTH:  # NaN too
-            raise ValueError(
-                f"Training diverged: the loss became {epoch_loss:.6g} in epoch "
-                f"{len(history.loss_curve) + 1}, from {reference:.6g} before "
-                "training. Try a lower learning_rate_init or scale the data "
-                "(e.g. with StandardScaler)."
-            )
+        if not math.isfinite(epoch_loss):
+            where = f"in epoch {len(history.loss_curve) + 1}"
+            raise diverged(epoch_loss, where, reference)
         history.loss_curve.append(epoch_loss)
 
         message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
@@ -248,4 +267,7 @@ def train(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    final = typical_loss(model, data)
+    if not loss_growth(final, reference) <= MAX_LOSS_GROWTH:  # NaN too
+        raise diverged(final, "after training (median over the rows)", reference)
     return converged

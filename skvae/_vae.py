@@ -165,6 +165,13 @@ class _VAEModel(nn.Module):
 
         Batch, with the KL term weighted by ``beta * kl_weight`` (the warm-up's ramp).
         """
+        return self._negative_elbo(x, generator, kl_weight).mean() / x.shape[1]
+
+    def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
+        """The negative ELBO of each sample, per feature."""
+        return self._negative_elbo(x, generator, kl_weight) / x.shape[1]
+
+    def _negative_elbo(self, x, generator, kl_weight) -> torch.Tensor:
         # Under mixed precision the networks return bfloat16: the likelihood
         # and KL terms are computed in the data's float32.
         mean, logvar = (t.to(x.dtype) for t in self.encoder(x))
@@ -174,7 +181,7 @@ class _VAEModel(nn.Module):
         z = mean + torch.exp(0.5 * logvar) * noise  # reparametrization
         nll = self.negative_log_likelihood(x, self.decoder(z).to(x.dtype))
         kl = kl_to_prior(mean, logvar, z, self.config.prior)
-        return (nll + self.config.beta * kl_weight * kl).mean() / x.shape[1]
+        return nll + self.config.beta * kl_weight * kl
 
 
 class VAETransformer(BaseAutoencoder):
