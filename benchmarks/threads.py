@@ -1,15 +1,13 @@
 """Fit time on a quiet CPU, beside busy processes, and two fits in parallel.
 
-Three thread policies side by side: "tuned" (the default: training times its
-steps with each thread count and keeps the fastest, skvae/_threads.py),
-"all" (torch's default count throughout, the tuner switched off) and "one"
-(``torch.set_num_threads(1)``). Each fit runs in a fresh subprocess (OpenMP
-reads its environment once, when torch loads). "loaded" starts as many
-busy-looping processes as the machine has cores beside the fit, so a fair
-share is about half the machine and a fit should take about twice its quiet
-time. "parallel" runs two fits at once under joblib's default (loky) backend
-with ``n_jobs=2`` against the same two fits one after the other. Every ratio
-is against the "tuned" quiet time of the same case.
+Two thread policies side by side: "all" (torch's default count, one per core:
+the default) and "one" (``torch.set_num_threads(1)``). Each fit runs in a
+fresh subprocess (OpenMP reads its environment once, when torch loads).
+"loaded" starts as many busy-looping processes as the machine has cores beside
+the fit, so a fair share is about half the machine and a fit should take about
+twice its quiet time. "parallel" runs two fits at once under joblib's default
+(loky) backend with ``n_jobs=2`` against the same two fits one after the
+other. Every ratio is against the default ("all") quiet time of the same case.
 
     python benchmarks/threads.py [--epochs N] [--out FILE]
 
@@ -31,13 +29,10 @@ import numpy as np
 warnings.simplefilter("ignore")
 from sklearn.datasets import load_digits
 import torch
-import skvae._threads
 from skvae import VAETransformer
 n_features, rows, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 policy = sys.argv[4]
-if policy == "all":  # one candidate: the tuner does nothing
-    skvae._threads.candidate_counts = lambda n_threads: [n_threads]
-elif policy == "one":
+if policy == "one":
     torch.set_num_threads(1)
 X = load_digits().data / 16
 if n_features > X.shape[1]:  # a Fashion-MNIST-sized input: digits upsampled
@@ -116,7 +111,7 @@ def parallel_seconds(args) -> tuple[float, float]:
     return serial, parallel
 
 
-POLICIES = ("tuned", "all", "one")
+POLICIES = ("all", "one")
 
 
 def main() -> None:
@@ -130,7 +125,7 @@ def main() -> None:
         "784 features, 10,000 rows": (784, 10000),
     }
     results = {}
-    fit_seconds((64, 100, 1, "tuned"))  # the first start reads files from disk
+    fit_seconds((64, 100, 1, "all"))  # the first start reads files from disk
     for name, (n_features, rows) in cases.items():
         seconds = {}
         for policy in POLICIES:
@@ -140,8 +135,8 @@ def main() -> None:
                 seconds[policy, "loaded"] = fit_seconds(args)
             serial, parallel = parallel_seconds(args)
             seconds[policy, "two in parallel / one after the other"] = parallel / serial
-        quiet = seconds["tuned", "quiet"]
-        print(f"\n{name}: x the tuned quiet fit ({quiet:.2f} s)")
+        quiet = seconds["all", "quiet"]
+        print(f"\n{name}: x the default quiet fit ({quiet:.2f} s)")
         print("| policy | quiet | loaded | two in parallel / serial |")
         print("|---|---|---|---|")
         for policy in POLICIES:

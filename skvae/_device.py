@@ -71,8 +71,6 @@ def inference_device(name: str) -> torch.device:
 def own_torch_state(device: torch.device, *, training: bool):
     """Run our torch code the same whatever the caller enclosed it in.
 
-    The caller's thread count is restored on exit.
-
     ``no_grad`` or ``inference_mode`` (training needs gradients; inference needs none),
     or ``autocast`` (outputs must keep X's dtype; training turns on its own mixed
     precision where it pays).
@@ -82,14 +80,9 @@ def own_torch_state(device: torch.device, *, training: bool):
         if device.type in ("cpu", "cuda")
         else contextlib.nullcontext()
     )
-    n_threads = torch.get_num_threads()  # training may tune it (_threads.py)
-    try:
-        with no_autocast, torch.inference_mode(not training):
-            with torch.enable_grad() if training else contextlib.nullcontext():
-                yield
-    finally:
-        if torch.get_num_threads() != n_threads:
-            torch.set_num_threads(n_threads)
+    with no_autocast, torch.inference_mode(not training):
+        with torch.enable_grad() if training else contextlib.nullcontext():
+            yield
 
 
 @contextlib.contextmanager

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._threads import ThreadTuner
-
 
 @dataclass
 class History:
@@ -211,9 +209,6 @@ def train(
     # The untrained (or, in partial_fit, the incoming) model's loss on the
     # same rows: divergence is judged against it, whatever the data's scale.
     reference = typical_loss(model, data)
-    # The thread count fastest now, on a quiet or a busy machine; the
-    # estimators' own_torch_state gives the caller's count back.
-    threads = ThreadTuner(data.device)
     best_state = None
     converged = False
     for _ in range(n_epochs):
@@ -222,12 +217,11 @@ def train(
         total = torch.zeros((), device=data.device)
         for xb in data.epoch(generator if shuffle else None):
             weight = kl_weight(history.n_steps, warmup_steps)
-            with threads.timed_step():
-                with autocast:
-                    loss = model.loss(xb, generator, kl_weight=weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            with autocast:
+                loss = model.loss(xb, generator, kl_weight=weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
             # Autocast keeps its bfloat16 copies of the weights until the
             # outermost autocast context exits, and the estimators run this
             # loop inside one (shielding it from the caller's): drop the
