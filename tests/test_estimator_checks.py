@@ -8,17 +8,16 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skvae import AutoencoderTransformer, VAETransformer
-
-ESTIMATORS = [AutoencoderTransformer(), VAETransformer()]
+from tests._helpers import ESTIMATORS
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: {})
+@parametrize_with_checks(
+    [cls() for cls in ESTIMATORS], expected_failed_checks=lambda est: {}
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda est: type(est).__name__)
 @pytest.mark.parametrize(
     "check",
     [
@@ -27,5 +26,5 @@ def test_sklearn_compatible_estimator(estimator, check):
         check_dataframe_column_names_consistency,
     ],
 )
-def test_checks_not_yielded_by_parametrize_with_checks(estimator, check):
-    check(type(estimator).__name__, estimator)
+def test_checks_not_yielded_by_parametrize_with_checks(Estimator, check):
+    check(Estimator.__name__, Estimator())

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from skvae import AutoencoderTransformer, VAETransformer
+from tests._helpers import ESTIMATORS
 
 SETTINGS = settings(
     max_examples=30,
@@ -76,7 +77,7 @@ def check_outputs(estimator, X, n_components):
         assert samples.shape == (3, n_features) and np.isfinite(samples).all()
 
 
-@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 @SETTINGS
 @given(data=st.data())
 def test_any_shape_dtype_and_scale_gives_finite_outputs(cls, data):
@@ -102,7 +103,7 @@ def test_probability_losses_give_finite_outputs_in_unit_interval(cls, params, da
     assert ((decoded >= 0) & (decoded <= 1)).all()
 
 
-@pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 @SETTINGS
 @given(
     data=st.data(),

@@ -1,4 +1,5 @@
-"""Data and helpers shared by the test_hostile_*.py modules."""
+"""What the test modules share besides fixtures (those are in conftest.py): the
+estimator classes, small settings, small data and ways to compare models."""
 
 import numpy as np
 
@@ -6,16 +7,17 @@ from skvae import AutoencoderTransformer, VAETransformer
 from skvae._autoencoder import _AutoencoderModel
 from skvae._vae import _VAEModel
 
-SMALL = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
-CLASSES = [AutoencoderTransformer, VAETransformer]
+# The estimator classes: conftest.py's ``Estimator`` fixture runs a test once
+# per class; modules that need the list at collection time import it.
+ESTIMATORS = [AutoencoderTransformer, VAETransformer]
 MODELS = {AutoencoderTransformer: _AutoencoderModel, VAETransformer: _VAEModel}
 
-
-def make(cls, **params):
-    return cls(**{**SMALL, **params})
+# Settings for small, fast estimators: Estimator(**SMALL).
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
 
 
 def data(n_samples=30, n_features=5, seed=0):
+    """Small standard normal data."""
     return np.random.RandomState(seed).normal(size=(n_samples, n_features))
 
 
@@ -35,6 +37,3 @@ def outputs(estimator, X) -> list[np.ndarray]:
 def assert_same_outputs(first, second):
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-_X = data()

@@ -1,0 +1,79 @@
+"""The networks (skvae/_networks.py): the MLPs, the Gaussian encoder, and what
+a NetworkConfig decides: standardization, the data a loss accepts and the
+decoder's link."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skvae import AutoencoderTransformer, VAETransformer
+from skvae._networks import GaussianEncoder, NetworkConfig, mlp
+
+
+def test_mlp_puts_an_activation_between_each_two_layers():
+    layers = list(mlp([5, 8, 4, 2], "tanh"))
+    assert [type(layer) for layer in layers] == [
+        nn.Linear,
+        nn.Tanh,
+        nn.Linear,
+        nn.Tanh,
+        nn.Linear,
+    ]
+    assert [(layer.in_features, layer.out_features) for layer in layers[::2]] == [
+        (5, 8),
+        (8, 4),
+        (4, 2),
+    ]
+
+
+def test_gaussian_encoder_without_hidden_layers_is_linear_with_bounded_logvar():
+    encoder = GaussianEncoder([5, 2], "relu")
+    assert isinstance(encoder.body, nn.Identity)
+    # Far out-of-distribution inputs: exp(logvar) must stay finite.
+    mean, logvar = encoder(torch.full((3, 5), 1e30))
+    assert mean.shape == logvar.shape == (3, 2)
+    assert logvar.min() >= encoder.LOGVAR_MIN and logvar.max() <= encoder.LOGVAR_MAX
+    assert torch.isfinite(logvar.exp()).all()
+
+
+def test_network_config_defaults_standardize_and_decode_unchanged():
+    config = NetworkConfig(
+        n_features=5, hidden_layer_sizes=(8,), n_components=2, activation="relu"
+    )
+    assert config.probability_setting is None and config.standardizes
+    config.check_data(np.array([[-1e9, 1e9]]))  # any finite data
+    output = torch.randn(4, 5)
+    assert torch.equal(config.decoder_mean(output), output)
+    with pytest.raises(NotImplementedError):
+        config.build()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "Estimator, params",
+    [
+        (VAETransformer, {"likelihood": "bernoulli"}),
+        (AutoencoderTransformer, {"loss": "binary_crossentropy"}),
+    ],
+    ids=["bernoulli", "binary_crossentropy"],
+)
+def test_unit_interval_loss_decodes_inside_unit_interval(Estimator, params, digits):
+    X = digits[0]
+    # A Bernoulli VAE needs ~30 epochs to leave its collapsed start.
+    max_iter = 40 if Estimator is VAETransformer else 20
+    est = Estimator(max_iter=max_iter, random_state=0, **params).fit(X)
+    X_back = est.inverse_transform(est.transform(X))
+    assert X_back.min() >= 0 and X_back.max() <= 1
+    # Codes far outside the training range still decode to probabilities.
+    far = est.inverse_transform(np.full((2, 2), 1e3))
+    assert far.min() >= 0 and far.max() <= 1
+    # It has learned something: better than predicting the mean digit.
+    assert np.mean((X_back - X) ** 2) < 0.9 * np.mean((X - X.mean(0)) ** 2)
+    # Probabilities are not standardized.
+    np.testing.assert_array_equal(est.mean_, np.zeros(64))
+    assert est.scale_ == 1.0
+    if isinstance(est, VAETransformer):
+        samples = est.sample(20, random_state=0)
+        assert samples.min() >= 0 and samples.max() <= 1
+        assert np.all(np.isfinite(est.score_samples(X)))
