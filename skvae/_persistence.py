@@ -104,7 +104,8 @@ def save_model(estimator: BaseAutoencoder, file: str | os.PathLike | IO[bytes]):
             "version": FORMAT_VERSION,
             "class": type(estimator).__name__,
             "params": {name: _encode(v, name, {}) for name, v in params.items()},
-            "config": dataclasses.asdict(estimator._config),
+            # Numpy scalars (from a parameter grid) become plain numbers.
+            "config": _encode(dataclasses.asdict(estimator._config), "config", {}),
             "state_dict": estimator._model.state_dict(),
             "attributes": attributes,
         },
@@ -148,6 +149,9 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         RuntimeError,
         EOFError,
         ValueError,
+        OSError,  # a zip truncated past its header
+        KeyError,  # text read as a pickle memo lookup
+        IndexError,
         zipfile.BadZipFile,
         struct.error,
     ) as error:
@@ -190,12 +194,28 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         model.eval()
         modules = dict(model.named_modules())
         attributes = {name: _decode(v, modules) for name, v in attributes.items()}
+        missing = [name for name in REQUIRED_ATTRIBUTES if name not in attributes]
+        if missing:
+            raise ValueError(f"missing fitted attributes {missing}")
         _check_scaling(attributes, config.n_features)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"The skvae model file is inconsistent: {error}") from error
     vars(estimator).update(attributes)
     estimator._config = config
     return estimator
+
+
+# What every fitted estimator has, in every format version: without them the
+# loaded estimator would fail later, far from the file's fault.
+REQUIRED_ATTRIBUTES = (
+    "_model",
+    "encoder_",
+    "decoder_",
+    "n_components_",
+    "n_features_in_",
+    "mean_",
+    "scale_",
+)
 
 
 def _check_shapes(config, state_dict: Any) -> None:

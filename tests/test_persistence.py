@@ -67,12 +67,6 @@ def test_save_model_round_trip_is_identical(Estimator, early_stopping, tmp_path)
     assert_same_outputs(outputs(loaded, frame), outputs(estimator, frame))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="save_model writes the network description (config) without encoding "
-    "numpy scalars, so load_model refuses the file as a pickle (a bug in "
-    "skvae/_persistence.py)",
-)
 def test_save_model_round_trip_with_numpy_scalar_parameters(Estimator):
     # As GridSearchCV passes them from a grid such as np.arange(2, 5).
     estimator = Estimator(**SMALL, n_components=np.int64(3)).fit(X_SMALL)
@@ -296,12 +290,6 @@ def _ndarray(array) -> dict:
     return {"__ndarray__": torch.from_numpy(np.asarray(array, dtype=np.float64))}
 
 
-MISSING_ATTRIBUTE_LOADS = pytest.mark.xfail(
-    strict=True,
-    reason="load_model returns an estimator without the attribute, which fails later "
-    "with an AttributeError (a bug in skvae/_persistence.py)",
-)
-
 CRAFTED = {
     # Not a model file's layout.
     "other_dict": (lambda c: {"weights": torch.ones(3)}, "not an skvae model"),
@@ -343,17 +331,9 @@ CRAFTED = {
     "no_n_features_in_": (_delete("attributes", "n_features_in_"), "n_features_in_"),
     "no_mean_": (_delete("attributes", "mean_"), "mean_"),
     "no_scale_": (_delete("attributes", "scale_"), "scale_"),
-    "no_model": pytest.param(
-        _delete("attributes", "_model"), "_model", marks=MISSING_ATTRIBUTE_LOADS
-    ),
-    "no_encoder_": pytest.param(
-        _delete("attributes", "encoder_"), "encoder_", marks=MISSING_ATTRIBUTE_LOADS
-    ),
-    "no_n_components_": pytest.param(
-        _delete("attributes", "n_components_"),
-        "n_components_",
-        marks=MISSING_ATTRIBUTE_LOADS,
-    ),
+    "no_model": (_delete("attributes", "_model"), "_model"),
+    "no_encoder_": (_delete("attributes", "encoder_"), "encoder_"),
+    "no_n_components_": (_delete("attributes", "n_components_"), "n_components_"),
     # Scaling statistics that inference could not apply.
     "mean_too_long": (
         _set("attributes", "mean_", value=_ndarray(np.zeros(6))),
@@ -424,18 +404,10 @@ def test_load_model_refuses_huge_declared_sizes_before_allocating(
         _load(content)
 
 
-TRUNCATED_FILE_OSERROR = pytest.mark.xfail(
-    raises=OSError,
-    reason="load_model lets torch's OSError (Invalid argument) through for a "
-    "file truncated past its zip header, read from a path or an open file (a "
-    "bug in skvae/_persistence.py)",
-)
-
-
 @pytest.mark.parametrize(
     "length, source",
     [
-        pytest.param("half", "path", marks=TRUNCATED_FILE_OSERROR),
+        ("half", "path"),
         ("half", "buffer"),
         (100, "path"),
         (100, "buffer"),
@@ -465,14 +437,7 @@ NOT_MODELS = {
     "zip": b"PK\x03\x04" + bytes(100),
     "random_bytes": np.random.RandomState(0).bytes(1000),
     # A file that begins with "h" reads as a pickle memo lookup.
-    "text": pytest.param(
-        b"hello, this is not a model\n",
-        marks=pytest.mark.xfail(
-            raises=KeyError,
-            reason="load_model lets pickle's KeyError through (a bug in "
-            "skvae/_persistence.py)",
-        ),
-    ),
+    "text": b"hello, this is not a model\n",
 }
 
 
