@@ -2,13 +2,16 @@
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from ._base import BaseAutoencoder
 from ._compat import StrOptions
 from ._networks import NetworkConfig, mlp
+from ._streaming import is_dask_array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,12 @@ class AutoencoderTransformer(BaseAutoencoder):
         Share of the data held out when ``early_stopping=True``.
     shuffle : bool, default=True
         Shuffle the samples at each epoch.
+    buffer_size : int, default=250_000_000
+        Bytes of standardized float32 rows held at a time when X is streamed
+        from disk or chunks (a ``numpy.memmap``, HDF5 or zarr array, or
+        ``dask.array.Array``): each epoch reads the blocks of rows in a new
+        random order and shuffles the rows within a buffer of this size. Not
+        used for in-memory X. See the user guide's "Scaling up".
     verbose : bool, default=False
         Print one line per epoch: loss, validation score and seconds.
     device : str, default="auto"
@@ -182,6 +191,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
+        buffer_size=250_000_000,
         verbose=False,
         device="auto",
         random_state=None,
@@ -198,6 +208,7 @@ class AutoencoderTransformer(BaseAutoencoder):
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             shuffle=shuffle,
+            buffer_size=buffer_size,
             verbose=verbose,
             device=device,
             random_state=random_state,
@@ -208,3 +219,28 @@ class AutoencoderTransformer(BaseAutoencoder):
 
     def _encode(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         return encoder(x)
+
+    def score(self, X, y=None):
+        """Negative mean squared reconstruction error: higher is better.
+
+        The mean over samples and features of ``(inverse_transform(transform(X))
+        - X) ** 2``, in the units of X, negated, so that model selection
+        (``GridSearchCV`` without ``scoring``) prefers the better reconstruction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct (or a dask array: computed block by block).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Negative mean squared error of the reconstructions.
+        """
+        check_is_fitted(self)
+        if not is_dask_array(X):
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        error = (self.inverse_transform(self.transform(X)) - X) ** 2
+        return -float(error.mean(dtype=np.float64))

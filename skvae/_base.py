@@ -6,6 +6,7 @@ Parameters, fit and partial_fit, and batched inference from arrays to tensors an
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 import warnings
 from abc import abstractmethod
@@ -34,6 +35,13 @@ from ._device import (
 )
 from ._networks import ACTIVATIONS, NetworkConfig
 from ._scaling import fit_scaling, standardize
+from ._streaming import (
+    StreamedArray,
+    StreamedBatches,
+    is_dask_array,
+    is_streamed,
+    map_dask_blocks,
+)
 from ._training import History, TensorBatches, make_optimizer, train
 
 # Values per inference batch (rows x widest layer): enough rows to keep the
@@ -108,6 +116,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "shuffle": ["boolean"],
+        "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
         "device": [str],
         "random_state": ["random_state"],
@@ -128,6 +137,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         early_stopping,
         validation_fraction,
         shuffle,
+        buffer_size,
         verbose,
         device,
         random_state,
@@ -143,6 +153,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.shuffle = shuffle
+        self.buffer_size = buffer_size
         self.verbose = verbose
         self.device = device
         self.random_state = random_state
@@ -185,9 +196,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         with restore_on_failure(self):
-            X = validate_data(self, X, dtype=[np.float64, np.float32])
-            config = self._make_config(X.shape[1])
-            config.check_data(X)
+            X, config = self._validate_training_data(X, first_call=True)
             self._fit(X, config, first_call=True, n_epochs=None)
         return self
 
@@ -214,11 +223,38 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         first_call = not hasattr(self, "_model")
         with restore_on_failure(self):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
-            config = self._make_config(X.shape[1]) if first_call else self._config
-            config.check_data(X)
+            X, config = self._validate_training_data(X, first_call=first_call)
             self._fit(X, config, first_call=first_call, n_epochs=1, incremental=True)
         return self
+
+    def _validate_training_data(self, X, *, first_call: bool):
+        """X checked, and the networks' config (new at the first call).
+
+        Arrays on disk or in chunks come back as a ``StreamedArray``, which
+        checks each block as training reads it; ``validate_data`` sees the
+        first block (feature count and names, dtype).
+        """
+        streamed = StreamedArray(X, self.buffer_size) if is_streamed(X) else None
+        X = validate_data(
+            self,
+            X if streamed is None else streamed.first_rows(),
+            dtype=[np.float64, np.float32],
+            reset=first_call,
+        )
+        config = self._make_config(X.shape[1]) if first_call else self._config
+        config.check_data(X)
+        if streamed is None:
+            return X, config
+        streamed.check = functools.partial(self._check_block, config)
+        return streamed, config
+
+    def _check_block(self, config: NetworkConfig, block) -> np.ndarray:
+        """A block of streamed rows, checked as ``fit`` checks in-memory X."""
+        block = check_array(
+            block, dtype=[np.float64, np.float32], estimator=self, input_name="X"
+        )
+        config.check_data(block)
+        return block
 
     def _make_config(self, n_features: int) -> NetworkConfig:
         """The networks the parameters describe for ``n_features`` inputs."""
@@ -262,9 +298,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         rng = check_random_state(self.random_state)
         init_seed, shuffle_seed = rng.randint(np.iinfo(np.int32).max, size=2)
         if first_call:
-            mean, scale = (
-                fit_scaling(X) if config.standardizes else (np.zeros(X.shape[1]), 1.0)
-            )
+            if not config.standardizes:
+                mean, scale = np.zeros(X.shape[1]), 1.0
+            elif isinstance(X, StreamedArray):
+                mean, scale = X.fit_scaling()
+            else:
+                mean, scale = fit_scaling(X)
             model = build_model(config, int(init_seed))
             optimizer_state, history = None, History()
         else:
@@ -354,17 +393,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The rows are standardized float32; the validation rows, held out for
         early stopping, are None without it.
         """
-        if not (validate and self.early_stopping):
+        validate = validate and self.early_stopping
+        if isinstance(X, StreamedArray):
+            return self._streamed_batch_sources(
+                X, mean, scale, rng, batch_size, device, validate=validate
+            )
+        if not validate:
             X_train, X_val = standardize(X, mean, scale, np.float32), None
         else:
             n_val = int(round(self.validation_fraction * len(X)))
-            if n_val < 1 or n_val >= len(X):
-                raise ValueError(
-                    f"early_stopping with validation_fraction="
-                    f"{self.validation_fraction} leaves no training or no "
-                    f"validation sample out of {len(X)}; use more samples or "
-                    "early_stopping=False."
-                )
+            self._check_validation_split(n_val, len(X))
             order = rng.permutation(len(X))
             # Standardized in shuffled order, so the split is two views, not copies.
             X_std = standardize(X, mean, scale, np.float32, order)
@@ -374,6 +412,30 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if X_val is None:
             return data, None
         return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
+
+    def _streamed_batch_sources(
+        self, X, mean, scale, rng, batch_size, device, *, validate
+    ):
+        """``_batch_sources`` for a ``StreamedArray``: rows held out at random."""
+        if not validate:
+            batch_size = min(batch_size, len(X))
+            return StreamedBatches(X, mean, scale, batch_size, device), None
+        masks = X.validation_masks(self.validation_fraction, rng.randint(2**31))
+        n_val = int(sum(np.count_nonzero(mask) for mask in masks))
+        self._check_validation_split(n_val, len(X))
+        batch_size = min(batch_size, len(X) - n_val)
+        data = StreamedBatches(X, mean, scale, batch_size, device, masks, keep=False)
+        validation = StreamedBatches(X, mean, scale, batch_size, device, masks)
+        return data, validation
+
+    def _check_validation_split(self, n_val: int, n_samples: int) -> None:
+        if n_val < 1 or n_val >= n_samples:
+            raise ValueError(
+                f"early_stopping with validation_fraction="
+                f"{self.validation_fraction} leaves no training or no "
+                f"validation sample out of {n_samples}; use more samples or "
+                "early_stopping=False."
+            )
 
     # -- inference -----------------------------------------------------------------
 
@@ -416,6 +478,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The codes, in the dtype of X.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            n_in, n_out = self.n_features_in_, self.n_components_
+            return map_dask_blocks(self, "transform", X, n_in, n_out)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         device = inference_device(self.device)
         encoder = inference_copy(self.encoder_, device, X.dtype)
@@ -442,6 +507,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The decoded data, in the dtype of X.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            n_in, n_out = self.n_components_, self.n_features_in_
+            return map_dask_blocks(self, "inverse_transform", X, n_in, n_out)
         Z = self._validate_codes(X)
         device = inference_device(self.device)
         decoder = inference_copy(self.decoder_, device, Z.dtype)

@@ -58,14 +58,16 @@ def fit_scaling(X: np.ndarray) -> tuple[np.ndarray, float]:
     return mean, scale
 
 
-def standardize(X: np.ndarray, mean, scale: float, dtype, order=None) -> np.ndarray:
-    """``(X - mean) / scale`` as one array of ``dtype``.
+def standardize(
+    X: np.ndarray, mean, scale: float, dtype, order=None, out=None
+) -> np.ndarray:
+    """``(X - mean) / scale`` as one array of ``dtype`` (written into ``out``).
 
     Computed in float64 chunk by chunk, so float64 input never needs a second
     full float64 copy. With ``order``, row i of the result is row ``order[i]``
     of X.
     """
-    out = np.empty(X.shape, dtype=dtype)
+    out = np.empty(X.shape, dtype=dtype) if out is None else out
     step = chunk_rows(X)
     # One reused temporary, so that the peak is X + out + one chunk; float64
     # (as the mean), so float32 data near its limits cannot overflow there.
@@ -93,25 +95,95 @@ def far_rows(X: np.ndarray) -> np.ndarray | None:
     Distances are computed on X divided by its largest magnitude, so 1e200 or
     1e-300 data neither overflow nor underflow.
     """
+    rule = far_row_rule(X)
+    if rule is None:
+        return None
+    far = rule.is_far(X)
+    return far if few_far_rows(np.count_nonzero(far), len(X)) else None
+
+
+class FarRowRule:
+    """Which rows are far from ``center`` (in units of ``peak``)."""
+
+    def __init__(self, peak: float, center: np.ndarray, typical: float):
+        self.peak, self.center, self.typical = peak, center, typical
+
+    def is_far(self, X: np.ndarray) -> np.ndarray:
+        """Mask of the rows of X farther than the rule allows."""
+        return squared_distances(X, self.peak, self.center) > (
+            FAR_ROW_DISTANCE**2 * self.typical
+        )
+
+
+def far_row_rule(X: np.ndarray) -> FarRowRule | None:
+    """The far-row rule fitted on X, or None where it cannot tell (see far_rows)."""
     peak = largest_magnitude(X)
     if len(X) < 3 or not peak > 0:
         return None
     center = column_medians(X) / peak
-    squared_distance = np.empty(len(X))
+    typical = np.median(squared_distances(X, peak, center))
+    if not typical > 0:
+        return None
+    return FarRowRule(peak, center, typical)
+
+
+def few_far_rows(n_far: int, n_rows: int) -> bool:
+    """Whether ``n_far`` far rows out of ``n_rows`` are rare enough to leave out."""
+    return 0 < n_far <= max(1, FAR_ROW_MAX_SHARE * n_rows)
+
+
+def squared_distances(X: np.ndarray, peak: float, center: np.ndarray) -> np.ndarray:
+    """Squared distance of each row of ``X / peak`` from ``center``, chunk by chunk."""
+    out = np.empty(len(X))
     step = chunk_rows(X)
     for start in range(0, len(X), step):
         deviation = X[start : start + step] / peak - center
-        squared_distance[start : start + step] = np.einsum(
-            "ij,ij->i", deviation, deviation
-        )
-    typical = np.median(squared_distance)
-    if not typical > 0:
-        return None
-    far = squared_distance > FAR_ROW_DISTANCE**2 * typical
-    n_far = np.count_nonzero(far)
-    if n_far == 0 or n_far > max(1, FAR_ROW_MAX_SHARE * len(X)):
-        return None
-    return far
+        out[start : start + step] = np.einsum("ij,ij->i", deviation, deviation)
+    return out
+
+
+def fit_scaling_streamed(blocks, sample: np.ndarray) -> tuple[np.ndarray, float]:
+    """``fit_scaling`` in one pass over ``blocks``, an iterable of row blocks.
+
+    The far-row rule (centre and typical distance) comes from ``sample``, rows
+    drawn from across the data, since medians cannot be streamed; everything
+    else is summed over all the rows, as ``fit_scaling`` computes it.
+    """
+    rule = far_row_rule(sample)
+    # Sums in units of the sample's peak, about a centre near the data's,
+    # so that they neither overflow nor cancel.
+    unit = largest_magnitude(sample) or 1.0
+    center = sample.mean(axis=0, dtype=np.float64) / unit
+    n_features = sample.shape[1]
+    # [all rows, rows that are not far]: counts, sums and sums of squares.
+    count, sums, squares = (
+        np.zeros(2),
+        np.zeros((2, n_features)),
+        np.zeros((2, n_features)),
+    )
+    with np.errstate(over="ignore"):
+        for block in blocks:
+            deviation = block / unit - center
+            kept = ~rule.is_far(block) if rule is not None else slice(None)
+            for i, rows in enumerate((deviation, deviation[kept])):
+                count[i] += len(rows)
+                sums[i] += rows.sum(axis=0)
+                squares[i] += np.einsum("ij,ij->j", rows, rows)
+    i = 1 if few_far_rows(int(count[0] - count[1]), int(count[0])) else 0
+    mean_deviation = sums[i] / count[i]
+    mean = unit * (center + mean_deviation)
+    with np.errstate(over="ignore", invalid="ignore"):
+        variance = np.maximum(squares[i] / count[i] - mean_deviation**2, 0)
+        scale = unit * float(np.sqrt(np.mean(variance)))
+        if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
+            # No spread: the root mean square of the values themselves.
+            mean_square = (
+                squares[i] / count[i] + 2 * center * mean_deviation + center**2
+            )
+            scale = unit * float(np.sqrt(np.mean(mean_square)))
+    if not np.isfinite(scale) or scale <= np.finfo(np.float64).tiny:
+        scale = 1.0
+    return mean, scale
 
 
 def chunk_rows(X: np.ndarray) -> int:

@@ -16,6 +16,7 @@ from ._compat import Interval, StrOptions, validate_params
 from ._device import inference_device
 from ._networks import GaussianEncoder, NetworkConfig, mlp
 from ._scaling import standardize
+from ._streaming import is_dask_array, map_dask_blocks
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -248,6 +249,12 @@ class VAETransformer(BaseAutoencoder):
         Share of the data held out when ``early_stopping=True``.
     shuffle : bool, default=True
         Shuffle the samples at each epoch.
+    buffer_size : int, default=250_000_000
+        Bytes of standardized float32 rows held at a time when X is streamed
+        from disk or chunks (a ``numpy.memmap``, HDF5 or zarr array, or
+        ``dask.array.Array``): each epoch reads the blocks of rows in a new
+        random order and shuffles the rows within a buffer of this size. Not
+        used for in-memory X. See the user guide's "Scaling up".
     verbose : bool, default=False
         Print one line per epoch: loss, validation score and seconds.
     device : str, default="auto"
@@ -351,6 +358,7 @@ class VAETransformer(BaseAutoencoder):
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
+        buffer_size=250_000_000,
         verbose=False,
         device="auto",
         random_state=None,
@@ -367,6 +375,7 @@ class VAETransformer(BaseAutoencoder):
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
             shuffle=shuffle,
+            buffer_size=buffer_size,
             verbose=verbose,
             device=device,
             random_state=random_state,
@@ -435,6 +444,9 @@ class VAETransformer(BaseAutoencoder):
             Log-likelihood bound of each sample (higher is more typical).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            n_in = self.n_features_in_
+            return map_dask_blocks(self, "score_samples", X, n_in, None)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         likelihood, prior = self._config.likelihood, self._config.prior
         self._config.check_data(X)
