@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array
 from torch import nn
 
 from ._base import BaseAutoencoder
@@ -239,8 +239,8 @@ class AutoencoderTransformer(BaseAutoencoder):
         score : float
             Negative mean squared error of the reconstructions.
         """
-        check_is_fitted(self)
-        if not is_dask_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        error = (self.inverse_transform(self.transform(X)) - X) ** 2
+        reconstruction = self.inverse_transform(self.transform(X))
+        if not is_dask_array(X):  # transform() has validated it
+            X = check_array(X, dtype=[np.float64, np.float32])
+        error = (reconstruction - X) ** 2
         return -float(error.mean(dtype=np.float64))

@@ -103,9 +103,13 @@ class StreamedArray:
         picks = np.unique(
             np.linspace(0, len(self.blocks) - 1, SAMPLE_BLOCKS).round().astype(int)
         )
-        sample = np.concatenate(self.read(picks))
-        if len(sample) > SAMPLE_ROWS:
-            sample = sample[:: -(-len(sample) // SAMPLE_ROWS)]
+        rows_per_block = SAMPLE_ROWS // len(picks)
+        sample = np.concatenate(
+            [
+                block[:: -(-len(block) // rows_per_block)]
+                for block in self.iter_blocks(picks)
+            ]
+        )
         return fit_scaling_streamed(self.iter_blocks(), sample)
 
     def iter_blocks(self, order=None) -> Iterator[np.ndarray]:
