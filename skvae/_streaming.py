@@ -24,8 +24,9 @@ from ._training import batches
 BLOCKS_PER_BUFFER = 8
 
 # The sample that fixes the far-row rule (medians cannot be streamed): rows
-# from this many blocks spread over the data, at most this many rows.
-SAMPLE_BLOCKS, SAMPLE_ROWS = 16, 2**16
+# from this many blocks spread over the data, at most this many rows and
+# values (32 MB in float64, small next to the buffer).
+SAMPLE_BLOCKS, SAMPLE_ROWS, SAMPLE_VALUES = 16, 2**16, 2**22
 
 
 def is_dask_array(X) -> bool:
@@ -70,7 +71,8 @@ class StreamedArray:
             X = X.rechunk({1: -1})
             bounds = np.cumsum((0,) + X.chunks[0])
         else:
-            block_rows = max(1, buffer_size // BLOCKS_PER_BUFFER // (4 * n_features))
+            row_bytes = 4 * max(1, n_features)
+            block_rows = max(1, buffer_size // BLOCKS_PER_BUFFER // row_bytes)
             bounds = np.append(np.arange(0, n_rows, block_rows), n_rows)
         self.X = X
         self.shape = (int(n_rows), int(n_features))
@@ -94,7 +96,8 @@ class StreamedArray:
 
     def first_rows(self) -> np.ndarray:
         """The first block, unchecked: what ``validate_data`` sees in ``fit``."""
-        start, stop = self.blocks[0]
+        # No rows: an empty slice, which validate_data refuses by name.
+        start, stop = self.blocks[0] if self.blocks else (0, 0)
         part = self.X[start:stop]
         return np.asarray(part.compute() if is_dask_array(part) else part)
 
@@ -103,7 +106,8 @@ class StreamedArray:
         picks = np.unique(
             np.linspace(0, len(self.blocks) - 1, SAMPLE_BLOCKS).round().astype(int)
         )
-        rows_per_block = SAMPLE_ROWS // len(picks)
+        n_rows = min(SAMPLE_ROWS, max(1000, SAMPLE_VALUES // self.shape[1]))
+        rows_per_block = max(1, n_rows // len(picks))
         sample = np.concatenate(
             [
                 block[:: -(-len(block) // rows_per_block)]

@@ -1,7 +1,8 @@
 """The one training loop shared by every estimator.
 
 The loop takes its batches from a batch source (``TensorBatches``: the data
-preloaded as one tensor on the training device). Each epoch draws one
+preloaded as one tensor on the training device; or ``StreamedBatches``, read
+from disk a buffer at a time). Each epoch draws one
 permutation from a seeded generator and slices it into batches, so there is
 no DataLoader and no per-sample Python.
 """
@@ -80,8 +81,8 @@ class TensorBatches:
 
     The training loop's batch source: near-equal batches of at most
     ``batch_size`` rows, in a new random order each epoch or in their own
-    order. A streamed source would offer the same ``epoch``, ``n_batches``,
-    ``device`` and ``len``.
+    order. ``_streaming.StreamedBatches``, for data read from disk, offers
+    the same ``epoch``, ``n_batches``, ``device`` and ``len``.
     """
 
     def __init__(self, X: torch.Tensor, batch_size: int):

@@ -15,7 +15,6 @@ from ._base import BaseAutoencoder, inference_copy
 from ._compat import Interval, StrOptions, validate_params
 from ._device import inference_device
 from ._networks import GaussianEncoder, NetworkConfig, mlp
-from ._scaling import standardize
 from ._streaming import is_dask_array, map_dask_blocks
 
 LOG_2PI = math.log(2 * math.pi)
@@ -450,10 +449,10 @@ class VAETransformer(BaseAutoencoder):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         likelihood, prior = self._config.likelihood, self._config.prior
         self._config.check_data(X)
-        X_std = standardize(X, self.mean_, self.scale_, X.dtype)
         device = inference_device(self.device)
-        encoder = inference_copy(self.encoder_, device, X_std.dtype)
-        decoder = inference_copy(self.decoder_, device, X_std.dtype)
+        encoder = inference_copy(self.encoder_, device, X.dtype)
+        decoder = inference_copy(self.decoder_, device, X.dtype)
+        mean_ = torch.as_tensor(self.mean_, dtype=torch.float64, device=device)
         noise = torch.randn(
             (N_SCORE_SAMPLES, self.n_components_),
             generator=torch.Generator().manual_seed(0),
@@ -463,6 +462,9 @@ class VAETransformer(BaseAutoencoder):
         variance = self._model.noise_variance.to(device, torch.float64)
 
         def log_bound(x: torch.Tensor) -> torch.Tensor:
+            # Standardized batch by batch (no standardized copy of all of X),
+            # in float64 as ``standardize`` computes it.
+            x = x.double().sub(mean_).div_(self.scale_).to(x.dtype)
             mean, logvar = encoder(x)
             # Likelihood terms in float64: far-out inputs must not overflow.
             mean, logvar = mean.double(), logvar.double()
@@ -484,7 +486,7 @@ class VAETransformer(BaseAutoencoder):
             )
 
         scores = self._batched(
-            log_bound, X_std, 1, values_per_row=N_SCORE_SAMPLES * self.n_features_in_
+            log_bound, X, 1, values_per_row=N_SCORE_SAMPLES * self.n_features_in_
         )[:, 0]
         # Change of variables from standardized units back to the units of X.
         return scores - self.n_features_in_ * math.log(self.scale_)

@@ -359,3 +359,17 @@ def test_dataframe_input_records_feature_names(Estimator, digits):
     np.testing.assert_array_equal(est.feature_names_in_, df.columns)
     plain = Estimator(max_iter=2, random_state=0).fit(X)
     np.testing.assert_array_equal(est.transform(df), plain.transform(X))
+
+
+def test_autoencoder_score_is_the_negative_reconstruction_error(digits):
+    X = digits[0]
+    short = AutoencoderTransformer(max_iter=2, random_state=0).fit(X)
+    longer = AutoencoderTransformer(max_iter=40, random_state=0).fit(X)
+    error = np.mean((short.inverse_transform(short.transform(X)) - X) ** 2)
+    assert short.score(X) == pytest.approx(-error, rel=1e-12)
+    # Higher is better: the longer fit reconstructs better and scores higher.
+    assert longer.score(X) > short.score(X)
+    # Pandas input with the fitted feature names is scored as its array.
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    named = AutoencoderTransformer(max_iter=2, random_state=0).fit(frame)
+    assert named.score(frame) == pytest.approx(short.score(X), rel=1e-12)

@@ -296,3 +296,12 @@ def test_dask_graph_holds_the_model_once(Estimator):
     # ... and the 20 blocks' tasks depend on it.
     assert model_layers[0] in graph.dependencies[codes.name]
     assert codes.npartitions == 20
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((0, 5), "0 sample"), ((5, 0), "0 feature"), ((10,), "2D"), ((2, 3, 4), "2D")],
+)
+def test_empty_and_misshapen_arrays_are_refused(tmp_path, Estimator, shape, message):
+    with pytest.raises(ValueError, match=message):
+        Estimator(**SMALL).fit(memmap(tmp_path, np.zeros(shape)))
