@@ -60,6 +60,8 @@ class StreamedArray:
             )
         self.check = check
         n_rows, n_features = X.shape
+        row_bytes = 4 * max(1, n_features)
+        block_rows = max(1, buffer_size // BLOCKS_PER_BUFFER // row_bytes)
         if is_dask_array(X):
             if np.isnan(n_rows):
                 raise ValueError(
@@ -67,12 +69,12 @@ class StreamedArray:
                     "X.compute_chunk_sizes() first."
                 )
             # Each block must hold whole rows: a chunk of some columns is no
-            # sample. Joining the column chunks is lazy and costs one block.
-            X = X.rechunk({1: -1})
+            # sample. Joining the column chunks is lazy and costs one block;
+            # chunks of more rows than a block are split, to keep the buffer.
+            rows = block_rows if max(X.chunks[0], default=0) > block_rows else None
+            X = X.rechunk({0: rows or X.chunks[0], 1: -1})
             bounds = np.cumsum((0,) + X.chunks[0])
         else:
-            row_bytes = 4 * max(1, n_features)
-            block_rows = max(1, buffer_size // BLOCKS_PER_BUFFER // row_bytes)
             bounds = np.append(np.arange(0, n_rows, block_rows), n_rows)
         self.X = X
         self.shape = (int(n_rows), int(n_features))
@@ -179,7 +181,10 @@ class StreamedBatches:
                 out = rows[end - len(block) : end]
                 standardize(block, self.mean, self.scale, np.float32, out=out)
             del blocks  # the raw blocks: free them before training on the buffer
-            yield torch.from_numpy(rows).to(self.device)
+            buffer = torch.from_numpy(rows).to(self.device)
+            del rows
+            yield buffer
+            del buffer  # before the next buffer is read
 
     def epoch(self, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """One pass over the rows; shuffled by ``generator`` when given.
@@ -218,11 +223,15 @@ class StreamedBatches:
             if start < len(rows):
                 rest = self._take(rows, shuffled, start, None)
                 pending = rest if pending is None else torch.cat([pending, rest])
+            # Free this buffer before the next one is read: one at a time.
+            del rows, shuffled
 
     @staticmethod
     def _take(rows, order, start, count):
+        """Rows ``start:start + count`` (in ``order``) as a copy: a view would
+        keep the whole buffer alive while the next one is read."""
         stop = None if count is None else start + count
-        return rows[start:stop] if order is None else rows[order[start:stop]]
+        return rows[start:stop].clone() if order is None else rows[order[start:stop]]
 
 
 def map_dask_blocks(estimator, method: str, X, n_in: int, n_out: int | None):

@@ -305,3 +305,15 @@ def test_dask_graph_holds_the_model_once(Estimator):
 def test_empty_and_misshapen_arrays_are_refused(tmp_path, Estimator, shape, message):
     with pytest.raises(ValueError, match=message):
         Estimator(**SMALL).fit(memmap(tmp_path, np.zeros(shape)))
+
+
+def test_dask_chunks_larger_than_a_block_are_split(Estimator):
+    da = pytest.importorskip("dask.array")
+    source = StreamedArray(
+        da.from_array(data(400), chunks=(400, 5)), 8 * ROW_BYTES * 50
+    )
+    assert max(stop - start for start, stop in source.blocks) == 50
+    assert source.blocks[-1][1] == 400
+    # Smaller chunks are kept as they are.
+    source = StreamedArray(da.from_array(data(400), chunks=(30, 5)), 8 * ROW_BYTES * 50)
+    assert source.blocks[:2] == [(0, 30), (30, 60)]
