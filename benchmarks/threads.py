@@ -13,9 +13,10 @@ the fit, so a fair share is about half the machine and a fit should take about
 twice its quiet time. "parallel" runs two fits at once under joblib's default
 (loky) backend with ``n_jobs=2`` against the same two fits one after the
 other. Every ratio is against the ungoverned quiet time of the same case (the
-speed a quiet machine had before the governor).
+speed a quiet machine had before the governor); quiet and loaded times are
+medians of ``--repeats`` fits.
 
-    python benchmarks/threads.py [--epochs N] [--out FILE]
+    python benchmarks/threads.py [--epochs N] [--repeats N] [--out FILE]
 
 Run it alone: anything else on the machine is load it does not account for.
 """
@@ -28,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from statistics import median
 
 FIT = """
 import os, sys, time, warnings
@@ -126,6 +128,7 @@ POLICIES = ("governed", "ungoverned", "one")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="fits per median")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     options = parser.parse_args()
     n_cores = os.cpu_count()
@@ -139,9 +142,14 @@ def main() -> None:
         seconds = {}
         for policy in POLICIES:
             args = (n_features, rows, options.epochs, policy)
-            seconds[policy, "quiet"] = fit_seconds(args)
+            # Medians: one fit beside busy processes varies by 1.5x run to run.
+            seconds[policy, "quiet"] = median(
+                fit_seconds(args) for _ in range(options.repeats)
+            )
             with busy_cores(n_cores):
-                seconds[policy, "loaded"] = fit_seconds(args)
+                seconds[policy, "loaded"] = median(
+                    fit_seconds(args) for _ in range(options.repeats)
+                )
             serial, parallel = parallel_seconds(args)
             seconds[policy, "two in parallel / one after the other"] = parallel / serial
         quiet = seconds["ungoverned", "quiet"]
@@ -155,7 +163,8 @@ def main() -> None:
         results[name] = {" ".join(key): value for key, value in seconds.items()}
     if options.out:
         with open(options.out, "w") as f:
-            json.dump({"cores": n_cores, "epochs": options.epochs, **results}, f)
+            meta = {"cores": n_cores, "epochs": options.epochs}
+            json.dump({**meta, "repeats": options.repeats, **results}, f)
 
 
 if __name__ == "__main__":

@@ -143,11 +143,11 @@ TYPICAL_LOSS_ROWS = 2**20
 
 @torch.no_grad()
 def typical_loss(
-    model: nn.Module, data: TensorBatches, threads: ThreadGovernor | None = None
+    model: nn.Module, data: TensorBatches, threads: ThreadGovernor
 ) -> float:
     """Median of ``model``'s loss over the (first) rows, noise from a fixed seed.
 
-    ``threads``, if given, may lower the thread count between batches.
+    ``threads`` may lower the thread count between batches.
     """
     model.eval()
     generator = torch.Generator(device=data.device).manual_seed(0)
@@ -156,9 +156,9 @@ def typical_loss(
     losses = torch.empty(min(len(data), TYPICAL_LOSS_ROWS), device=data.device)
     filled = 0
     for xb in data.epoch():
-        if threads is not None:
-            threads.before_step(xb, kl_weight=1.0)
-        batch = model.sample_losses(xb, generator, kl_weight=1.0)
+        threads.before_step(xb, kl_weight=1.0, training=False)
+        with threads.timed_pass():
+            batch = model.sample_losses(xb, generator, kl_weight=1.0)
         n = min(len(batch), len(losses) - filled)
         losses[filled : filled + n] = batch[:n]
         filled += n
@@ -208,10 +208,11 @@ def run_epoch(
     for xb in data.epoch(generator if shuffle else None):
         weight = kl_weight(history.n_steps, warmup_steps)
         threads.before_step(xb, weight)
-        with autocast:
-            loss = model.loss(xb, generator, kl_weight=weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with threads.timed_pass():
+            with autocast:
+                loss = model.loss(xb, generator, kl_weight=weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         optimizer.step()
         # Autocast keeps its bfloat16 copies of the weights until the
         # outermost autocast context exits, and the estimators run this
