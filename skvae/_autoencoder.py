@@ -42,10 +42,11 @@ class _AutoencoderModel(nn.Module):
     ) -> torch.Tensor:
         """Mean reconstruction loss per feature.
 
-        An autoencoder has no noise and no KL term, so ``generator`` and ``kl_weight``
-        are unused.
+        An autoencoder has no KL term, so ``kl_weight`` is unused; ``generator``
+        draws the encoder's input noise while training (``input_noise``).
         """
-        output = self.decoder(self.encoder(x)).to(x.dtype)  # float32 loss
+        x_in = self.config.encoder_input(x, generator, self.training)
+        output = self.decoder(self.encoder(x_in)).to(x.dtype)  # float32 loss
         if self.config.loss == "binary_crossentropy":
             return F.binary_cross_entropy_with_logits(output, x)
         return F.mse_loss(output, x)
@@ -78,6 +79,17 @@ class AutoencoderTransformer(BaseAutoencoder):
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "elu", \
 "leaky_relu"}, default="relu"
         Activation between layers.
+    input_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the encoder's input
+        while training, in the units the networks see (standardized units;
+        [0, 1] with ``loss="binary_crossentropy"``); the decoder still reconstructs
+        the clean input (a denoising autoencoder). On small data sets the
+        codes of new samples then keep neighbourhoods better: on digits
+        (1,437 training rows) 0.5 raised the test 5-NN accuracy of the 2-D
+        codes from 0.87 to 0.93 and lowered the reconstruction error; on
+        Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help. ``transform``
+        and the other methods never add noise. ``score_samples`` stays a bound on the
+        log-likelihood: any encoder gives one.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.
@@ -182,6 +194,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         *,
         hidden_layer_sizes=(448, 256),
         activation="relu",
+        input_noise=0.0,
         loss="squared_error",
         batch_size=256,
         max_iter="auto",
@@ -200,6 +213,7 @@ class AutoencoderTransformer(BaseAutoencoder):
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
+            input_noise=input_noise,
             batch_size=batch_size,
             max_iter=max_iter,
             learning_rate_init=learning_rate_init,

@@ -73,6 +73,8 @@ class NetworkConfig:
     hidden_layer_sizes: tuple[int, ...]
     n_components: int
     activation: str
+    # Keyword-only with a default: descriptions saved before it existed load.
+    input_noise: float = dataclasses.field(default=0.0, kw_only=True)
 
     @property
     def probability_setting(self) -> str | None:
@@ -99,3 +101,20 @@ class NetworkConfig:
 
     def build(self) -> nn.Module:
         raise NotImplementedError
+
+    def encoder_input(
+        self, x: torch.Tensor, generator: torch.Generator, training: bool
+    ) -> torch.Tensor:
+        """What the encoder reads: while training, ``x`` plus Gaussian noise of
+        standard deviation ``input_noise`` (a denoising autoencoder: the
+        decoder still reconstructs ``x``); else ``x``.
+
+        No noise is drawn when ``input_noise`` is 0, so the generator's later
+        draws are those of a model without the setting.
+        """
+        if not (training and self.input_noise):
+            return x
+        noise = torch.randn(
+            x.shape, generator=generator, device=x.device, dtype=x.dtype
+        )
+        return x + self.input_noise * noise

@@ -77,3 +77,41 @@ def test_unit_interval_loss_decodes_inside_unit_interval(Estimator, params, digi
         samples = est.sample(20, random_state=0)
         assert samples.min() >= 0 and samples.max() <= 1
         assert np.all(np.isfinite(est.score_samples(X)))
+
+
+@pytest.mark.parametrize("input_noise", [0.0, 0.5])
+def test_the_encoder_reads_noise_only_while_training(input_noise):
+    config = NetworkConfig(
+        n_features=3,
+        hidden_layer_sizes=(4,),
+        n_components=2,
+        activation="relu",
+        input_noise=input_noise,
+    )
+    x = torch.ones(1000, 3)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert config.encoder_input(x, generator, training=False) is x
+    noisy = config.encoder_input(x, generator, training=True)
+    if not input_noise:
+        # Nothing drawn: the generator's later draws are a noiseless model's.
+        assert noisy is x
+        assert torch.equal(generator.get_state(), state)
+    else:
+        assert torch.std(noisy - x).item() == pytest.approx(input_noise, rel=0.05)
+        assert torch.mean(noisy - x).abs().item() < 0.05
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
+def test_input_noise_trains_on_noisy_inputs_and_infers_without(Estimator):
+    X = np.random.default_rng(0).normal(size=(200, 5))
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    clean = Estimator(**params).fit(X)
+    noisy = Estimator(**params, input_noise=1.0).fit(X)
+    assert clean.loss_curve_ != noisy.loss_curve_
+    # transform, inverse_transform (and score_samples) read the clean input.
+    np.testing.assert_array_equal(noisy.transform(X), noisy.transform(X))
+    codes = noisy.transform(X)
+    np.testing.assert_array_equal(
+        noisy.inverse_transform(codes), noisy.inverse_transform(codes)
+    )

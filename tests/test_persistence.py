@@ -128,22 +128,24 @@ def test_manual_state_dict_recipe_in_docs_works(Estimator, tmp_path):
     )
 
 
-# -- files of the previous release (format version 1) -------------------------------
+# -- files of earlier releases (format versions 1 and 2) --------------------------
 
-# tests/data/{ae,vae}_v1.skvae: cls(n_components=2, hidden_layer_sizes=(16,),
-# max_iter=3, random_state=0).fit(load_digits().data[:200]), saved by the
-# release before format version 2; {ae,vae}_v1_transform.npy: its transform of
-# the same rows.
-V1_FILES = {"ae": AutoencoderTransformer, "vae": VAETransformer}
+# tests/data/{ae,vae}_v{1,2}.skvae: cls(n_components=2, hidden_layer_sizes=(16,),
+# max_iter=3, random_state=0).fit(load_digits().data[:200]), saved by the last
+# release that wrote that format version; {ae,vae}_v{1,2}_transform.npy: its
+# transform of the same rows.
+OLD_FILES = {"ae": AutoencoderTransformer, "vae": VAETransformer}
 
 
-@pytest.mark.parametrize("name", V1_FILES)
-def test_v1_file_loads_and_transforms_bit_identically(name, tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("name", OLD_FILES)
+def test_old_file_loads_and_transforms_bit_identically(name, version, tmp_path):
     X = load_digits().data[:200]
-    model = load_model(DATA / f"{name}_v1.skvae")
-    assert type(model) is V1_FILES[name]
+    model = load_model(DATA / f"{name}_v{version}.skvae")
+    assert type(model) is OLD_FILES[name]
     assert model.n_features_in_ == 64 and model.n_iter_ == 3
-    expected = np.load(DATA / f"{name}_v1_transform.npy")
+    assert model.input_noise == 0.0 and model._config.input_noise == 0.0
+    expected = np.load(DATA / f"{name}_v{version}_transform.npy")
     np.testing.assert_array_equal(model.transform(X), expected)
     # Saved again, it is written in the current format and stays the same model.
     save_model(model, tmp_path / "again.skvae")
@@ -151,6 +153,16 @@ def test_v1_file_loads_and_transforms_bit_identically(name, tmp_path):
     assert content["version"] == FORMAT_VERSION
     np.testing.assert_array_equal(
         load_model(tmp_path / "again.skvae").transform(X), expected
+    )
+
+
+def test_input_noise_is_saved_and_loaded(tmp_path):
+    estimator = VAETransformer(**SMALL, input_noise=0.5).fit(X_SMALL)
+    save_model(estimator, tmp_path / "noisy.skvae")
+    loaded = load_model(tmp_path / "noisy.skvae")
+    assert loaded.input_noise == 0.5 and loaded._config.input_noise == 0.5
+    np.testing.assert_array_equal(
+        loaded.transform(X_SMALL), estimator.transform(X_SMALL)
     )
 
 

@@ -110,3 +110,15 @@ def test_vae_default_does_not_collapse_on_low_dimensional_data(
     assert error / X.var(axis=0).mean() < max_relative_error
     # Collapsed codes would all sit at the prior's mean.
     assert vae.transform(X).std(axis=0).min() > 0.1
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
+def test_input_noise_makes_codes_of_new_digits_keep_their_neighbours(Estimator, split):
+    """A denoising encoder generalises from 1,437 rows to the test rows: the
+    test 5-NN of the 2-D codes rose by 0.034 for both at 100 epochs (0.04-0.06
+    over three splits at the defaults)."""
+    X_train = split[0]
+    params = dict(n_components=2, max_iter=100, random_state=0)
+    clean = Estimator(**params).fit(X_train)
+    noisy = Estimator(**params, input_noise=0.5).fit(X_train)
+    assert knn_accuracy(noisy, split) >= knn_accuracy(clean, split) + 0.02
