@@ -88,8 +88,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         (1,437 training rows) 0.5 raised the test 5-NN accuracy of the 2-D
         codes from 0.87 to 0.93 and lowered the reconstruction error; on
         Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help. ``transform``
-        and the other methods never add noise. ``score_samples`` stays a bound on the
-        log-likelihood: any encoder gives one.
+        and the other methods never add noise.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.

@@ -128,6 +128,8 @@ class ThreadGovernor:
         ``training=False`` an evaluation of ``model.sample_losses``; probes
         run the same kind of pass.
         """
+        if len(self.candidates) < 2:
+            return  # one thread, or off the CPU: nothing to govern
         if training != self._training:
             # Another kind of pass: times measured on the last kind do not compare.
             self._training = training
@@ -135,7 +137,7 @@ class ThreadGovernor:
             self._window.clear()
             self._skip_next_pass = True
         in_use = torch.get_num_threads()
-        if len(self.candidates) < 2 or not self._round_due(in_use):
+        if not self._round_due(in_use):
             return
         start = time.perf_counter()
         seconds = self._seconds_per_pass
