@@ -25,6 +25,20 @@ _IDX_DTYPES = {
 _FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 _FASHION_MNIST_ENV = "SKVAE_FASHION_MNIST"
 
+#: Fashion-MNIST's class names, indexed by label (Xiao, Rasul and Vollgraf, 2017).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
 
 def load_idx(path):
     """Read an IDX file (the MNIST format), gzipped or raw.
@@ -175,7 +189,7 @@ def load_fashion_mnist(data_home=None, *, kind="train"):
     X : ndarray of shape (n_samples, 784)
         Images as float32 in [0, 1].
     y : ndarray of shape (n_samples,)
-        Integer labels, 0 to 9.
+        Integer labels, 0 to 9; ``FASHION_MNIST_CLASSES[label]`` names them.
 
     Raises
     ------
