@@ -38,18 +38,27 @@ class _AutoencoderModel(nn.Module):
         self.config = config
 
     def loss(
-        self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        kl_weight: float,
+        paired: bool = False,
     ) -> torch.Tensor:
         """Mean reconstruction loss per feature.
 
         An autoencoder has no KL term, so ``kl_weight`` is unused; ``generator``
-        draws the encoder's input noise while training (``input_noise``).
+        draws the encoder's input noise while training (``input_noise``). A
+        ``paired`` batch (rows, then a neighbour of each) adds the neighbour
+        term on the codes.
         """
         x_in = self.config.encoder_input(x, generator, self.training)
-        output = self.decoder(self.encoder(x_in)).to(x.dtype)  # float32 loss
+        codes = self.encoder(x_in)
+        output = self.decoder(codes).to(x.dtype)  # float32 loss
         if self.config.loss == "binary_crossentropy":
-            return F.binary_cross_entropy_with_logits(output, x)
-        return F.mse_loss(output, x)
+            loss = F.binary_cross_entropy_with_logits(output, x)
+        else:
+            loss = F.mse_loss(output, x)
+        return loss + self.config.neighbor_term(codes.to(x.dtype), paired)
 
     def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
         """The reconstruction loss of each sample, per feature."""
@@ -89,6 +98,23 @@ class AutoencoderTransformer(BaseAutoencoder):
         codes from 0.87 to 0.93 and lowered the reconstruction error; on
         Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help. ``transform``
         and the other methods never add noise.
+    neighbor_weight : float, default=0.0
+        Weight of a term that keeps each training row's nearest neighbours
+        near it in the code space: UMAP's fuzzy cross-entropy (a parametric
+        UMAP) between the codes of rows and of one of their 15 nearest
+        neighbours, against the neighbours of other rows of the batch, added
+        to the loss per feature. The neighbours are found once per ``fit``
+        (each ``partial_fit`` call: among its own rows), on the first 50
+        principal components of wider data, exactly, or approximately with
+        ``pynndescent`` (if installed) above 200,000 rows; the training rows
+        must be in memory, not streamed. 0 builds no graph. With the term a
+        fit judges convergence only after 2,000 steps. It helps small, well
+        separated data and hurts Fashion-MNIST: at 1 the 5-NN accuracy of
+        the 2-D codes rose on iris (5-fold) from 0.85 to 0.94 (PCA's 0.90)
+        and on digits from 0.88 to 0.92, but on Fashion-MNIST the VAE's test
+        5-NN fell from 0.746 to 0.713 and the reconstruction error rose
+        (design notes). ``loss_curve_``
+        includes the term.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.
@@ -194,6 +220,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         hidden_layer_sizes=(448, 256),
         activation="relu",
         input_noise=0.0,
+        neighbor_weight=0.0,
         loss="squared_error",
         batch_size=256,
         max_iter="auto",
@@ -213,6 +240,7 @@ class AutoencoderTransformer(BaseAutoencoder):
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             input_noise=input_noise,
+            neighbor_weight=neighbor_weight,
             batch_size=batch_size,
             max_iter=max_iter,
             learning_rate_init=learning_rate_init,

@@ -33,6 +33,7 @@ from ._device import (
     seeded_build,
     to_cpu,
 )
+from ._neighbors import NeighborBatches, neighbor_graph
 from ._networks import ACTIVATIONS, NetworkConfig
 from ._scaling import fit_scaling, standardize
 from ._streaming import (
@@ -103,6 +104,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "input_noise": [Interval(Real, 0, None, closed="left")],
+        "neighbor_weight": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -131,6 +133,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         hidden_layer_sizes,
         activation,
         input_noise,
+        neighbor_weight,
         batch_size,
         max_iter,
         learning_rate_init,
@@ -148,6 +151,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.input_noise = input_noise
+        self.neighbor_weight = neighbor_weight
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.learning_rate_init = learning_rate_init
@@ -345,6 +349,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             shuffle=self.shuffle,
             generator=generator,
             kl_warmup_steps=self._kl_warmup_steps,
+            # With the neighbour term an epoch's loss comes from pairs drawn
+            # at random: on small data (an epoch of one batch) the rule would
+            # stop on a lucky draw after a few dozen steps, where the term
+            # needs its MIN_STEPS like any fit (design notes, "Small tables,
+            # and a neighbour term in the estimators").
+            unjudged_steps=MIN_STEPS if data.paired else 0,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             check_convergence=not incremental,
@@ -412,6 +422,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X_train, X_val = X_std[n_val:], X_std[:n_val]
         batch_size = min(batch_size, len(X_train))
         data = TensorBatches(torch.from_numpy(X_train).to(device), batch_size)
+        if self.neighbor_weight and len(X_train) > 1:
+            # The graph of this call's training rows (a fit's, or a
+            # partial_fit chunk's), found once.
+            graph = neighbor_graph(X_train, rng.randint(np.iinfo(np.int32).max))
+            data = NeighborBatches(data, graph)
         if X_val is None:
             return data, None
         return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
@@ -420,6 +435,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self, X, mean, scale, rng, batch_size, device, *, validate
     ):
         """``_batch_sources`` for a ``StreamedArray``: rows held out at random."""
+        if self.neighbor_weight:
+            raise ValueError(
+                "neighbor_weight > 0 needs the training rows in memory to find "
+                "their neighbours; arrays streamed from disk or dask train with "
+                "neighbor_weight=0."
+            )
         if not validate:
             batch_size = min(batch_size, len(X))
             return StreamedBatches(X, mean, scale, batch_size, device), None

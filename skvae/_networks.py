@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._neighbors import neighbor_loss
 from ._scaling import check_unit_interval
 
 ACTIVATIONS = {
@@ -73,8 +74,9 @@ class NetworkConfig:
     hidden_layer_sizes: tuple[int, ...]
     n_components: int
     activation: str
-    # Keyword-only with a default: descriptions saved before it existed load.
+    # Keyword-only with defaults: descriptions saved before they existed load.
     input_noise: float = dataclasses.field(default=0.0, kw_only=True)
+    neighbor_weight: float = dataclasses.field(default=0.0, kw_only=True)
 
     @property
     def probability_setting(self) -> str | None:
@@ -101,6 +103,15 @@ class NetworkConfig:
 
     def build(self) -> nn.Module:
         raise NotImplementedError
+
+    def neighbor_term(self, codes: torch.Tensor, paired: bool) -> torch.Tensor | float:
+        """``neighbor_weight`` times the neighbour term of a paired batch's codes.
+
+        0 for a batch of plain rows (``paired`` False) or without the setting.
+        """
+        if not (paired and self.neighbor_weight):
+            return 0.0
+        return self.neighbor_weight * neighbor_loss(codes)
 
     def encoder_input(
         self, x: torch.Tensor, generator: torch.Generator, training: bool

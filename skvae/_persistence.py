@@ -10,8 +10,9 @@ the networks from their description.
 
 Format versions: 1 had no network description (the parameters gave it); 2
 adds it; 3 adds ``input_noise`` to the parameters and the description (files
-of versions 1 and 2 load with 0, their training had none). ``load_model``
-reads all three.
+of versions 1 and 2 load with 0, their training had none); 4 adds
+``neighbor_weight`` likewise (earlier files load with 0). ``load_model``
+reads all four.
 """
 
 import dataclasses
@@ -33,8 +34,8 @@ from ._training import History
 from ._vae import VAETransformer
 
 FORMAT = "skvae-model"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 # The classes load_model may build: a file names one, it cannot name others.
 ESTIMATORS = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}

@@ -141,6 +141,8 @@ class StreamedBatches:
     ``masks``, only the rows where the block's mask equals ``keep``.
     """
 
+    paired = False
+
     def __init__(
         self,
         source: StreamedArray,

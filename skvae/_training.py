@@ -87,6 +87,9 @@ class TensorBatches:
     the same ``epoch``, ``n_batches``, ``device`` and ``len``.
     """
 
+    # Plain rows (``_neighbors.NeighborBatches`` pairs rows with neighbours).
+    paired = False
+
     def __init__(self, X: torch.Tensor, batch_size: int):
         self.X = X
         self.n_batches = batches(len(X), batch_size)
@@ -205,12 +208,14 @@ def run_epoch(
     """
     model.train()
     total = torch.zeros((), device=data.device)
-    for xb in data.epoch(generator if shuffle else None):
+    # Paired batches draw their rows and neighbours at random even without
+    # shuffle.
+    for xb in data.epoch(generator if shuffle or data.paired else None):
         weight = kl_weight(history.n_steps, warmup_steps)
         threads.before_step(xb, weight)
         with threads.timed_pass():
             with autocast:
-                loss = model.loss(xb, generator, kl_weight=weight)
+                loss = model.loss(xb, generator, kl_weight=weight, paired=data.paired)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         optimizer.step()
@@ -236,6 +241,7 @@ def train(
     shuffle: bool,
     generator: torch.Generator,
     kl_warmup_steps: int,
+    unjudged_steps: int = 0,
     tol: float,
     n_iter_no_change: float,
     check_convergence: bool,
@@ -248,7 +254,8 @@ def train(
 
     ``model.loss(x, generator, kl_weight)`` returns the mean loss of a batch.
     Convergence is judged in a fit (``check_convergence``), not in
-    ``partial_fit``. With ``validation``, the best weights by validation score
+    ``partial_fit``, and neither during the KL warm-up nor in the first
+    ``unjudged_steps`` steps. With ``validation``, the best weights by validation score
     are restored at the end, as MLP does with ``early_stopping``.
     """
     # While the KL weight ramps up the objective still changes, so its loss
@@ -306,7 +313,7 @@ def train(
                     best_state = copy.deepcopy(model.state_dict())
             else:
                 improved = epoch_loss <= history.best_loss - tol
-            if history.n_steps < warmup_steps:
+            if history.n_steps < max(warmup_steps, unjudged_steps):
                 history.no_improvement_count = 0
             else:
                 history.best_loss = min(history.best_loss, epoch_loss)

@@ -159,19 +159,29 @@ class _VAEModel(nn.Module):
         return gaussian_nll(squared_error, n_features, variance)
 
     def loss(
-        self, x: torch.Tensor, generator: torch.Generator, kl_weight: float
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        kl_weight: float,
+        paired: bool = False,
     ) -> torch.Tensor:
         """Negative ELBO per sample and feature, averaged over the batch.
 
-        Batch, with the KL term weighted by ``beta * kl_weight`` (the warm-up's ramp).
+        The KL term is weighted by ``beta * kl_weight`` (the warm-up's ramp). A
+        ``paired`` batch (rows, then a neighbour of each) adds the neighbour
+        term on the posterior means.
         """
-        return self._negative_elbo(x, generator, kl_weight).mean() / x.shape[1]
+        negative_elbo, mean = self._negative_elbo(x, generator, kl_weight)
+        return negative_elbo.mean() / x.shape[1] + self.config.neighbor_term(
+            mean, paired
+        )
 
     def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
         """The negative ELBO of each sample, per feature."""
-        return self._negative_elbo(x, generator, kl_weight) / x.shape[1]
+        return self._negative_elbo(x, generator, kl_weight)[0] / x.shape[1]
 
-    def _negative_elbo(self, x, generator, kl_weight) -> torch.Tensor:
+    def _negative_elbo(self, x, generator, kl_weight):
+        """Each sample's negative ELBO, and the posterior means."""
         # Under mixed precision the networks return bfloat16: the likelihood
         # and KL terms are computed in the data's float32.
         x_in = self.config.encoder_input(x, generator, self.training)
@@ -182,7 +192,7 @@ class _VAEModel(nn.Module):
         z = mean + torch.exp(0.5 * logvar) * noise  # reparametrization
         nll = self.negative_log_likelihood(x, self.decoder(z).to(x.dtype))
         kl = kl_to_prior(mean, logvar, z, self.config.prior)
-        return nll + self.config.beta * kl_weight * kl
+        return nll + self.config.beta * kl_weight * kl, mean
 
 
 class VAETransformer(BaseAutoencoder):
@@ -222,6 +232,23 @@ class VAETransformer(BaseAutoencoder):
         Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help. ``transform``
         and the other methods never add noise; ``score_samples`` stays a
         bound on the log-likelihood (any encoder gives one).
+    neighbor_weight : float, default=0.0
+        Weight of a term that keeps each training row's nearest neighbours
+        near it in the code space: UMAP's fuzzy cross-entropy (a parametric
+        UMAP) between the posterior means of rows and of one of their 15 nearest
+        neighbours, against the neighbours of other rows of the batch, added
+        to the loss per feature. The neighbours are found once per ``fit``
+        (each ``partial_fit`` call: among its own rows), on the first 50
+        principal components of wider data, exactly, or approximately with
+        ``pynndescent`` (if installed) above 200,000 rows; the training rows
+        must be in memory, not streamed. 0 builds no graph. With the term a
+        fit judges convergence only after 2,000 steps. It helps small, well
+        separated data and hurts Fashion-MNIST: at 1 the 5-NN accuracy of
+        the 2-D codes rose on iris (5-fold) from 0.85 to 0.94 (PCA's 0.90)
+        and on digits from 0.88 to 0.92, but on Fashion-MNIST the VAE's test
+        5-NN fell from 0.746 to 0.713 and the reconstruction error rose
+        (design notes). ``score_samples``
+        stays a bound on the log-likelihood; ``loss_curve_`` includes the term.
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
         more prior-like latent space).
@@ -359,6 +386,7 @@ class VAETransformer(BaseAutoencoder):
         hidden_layer_sizes=(448, 256),
         activation="relu",
         input_noise=0.0,
+        neighbor_weight=0.0,
         beta=1.0,
         likelihood="gaussian",
         prior="normal",
@@ -380,6 +408,7 @@ class VAETransformer(BaseAutoencoder):
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             input_noise=input_noise,
+            neighbor_weight=neighbor_weight,
             batch_size=batch_size,
             max_iter=max_iter,
             learning_rate_init=learning_rate_init,

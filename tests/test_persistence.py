@@ -128,16 +128,16 @@ def test_manual_state_dict_recipe_in_docs_works(Estimator, tmp_path):
     )
 
 
-# -- files of earlier releases (format versions 1 and 2) --------------------------
+# -- files of earlier releases (format versions 1 to 3) ----------------------------
 
-# tests/data/{ae,vae}_v{1,2}.skvae: cls(n_components=2, hidden_layer_sizes=(16,),
+# tests/data/{ae,vae}_v{1,2,3}.skvae: cls(n_components=2, hidden_layer_sizes=(16,),
 # max_iter=3, random_state=0).fit(load_digits().data[:200]), saved by the last
-# release that wrote that format version; {ae,vae}_v{1,2}_transform.npy: its
+# release that wrote that format version; {ae,vae}_v{1,2,3}_transform.npy: its
 # transform of the same rows.
 OLD_FILES = {"ae": AutoencoderTransformer, "vae": VAETransformer}
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 @pytest.mark.parametrize("name", OLD_FILES)
 def test_old_file_loads_and_transforms_bit_identically(name, version, tmp_path):
     X = load_digits().data[:200]
@@ -145,6 +145,7 @@ def test_old_file_loads_and_transforms_bit_identically(name, version, tmp_path):
     assert type(model) is OLD_FILES[name]
     assert model.n_features_in_ == 64 and model.n_iter_ == 3
     assert model.input_noise == 0.0 and model._config.input_noise == 0.0
+    assert model.neighbor_weight == 0.0 and model._config.neighbor_weight == 0.0
     expected = np.load(DATA / f"{name}_v{version}_transform.npy")
     np.testing.assert_array_equal(model.transform(X), expected)
     # Saved again, it is written in the current format and stays the same model.
@@ -156,11 +157,13 @@ def test_old_file_loads_and_transforms_bit_identically(name, version, tmp_path):
     )
 
 
-def test_input_noise_is_saved_and_loaded(tmp_path):
-    estimator = VAETransformer(**SMALL, input_noise=0.5).fit(X_SMALL)
+def test_input_noise_and_neighbor_weight_are_saved_and_loaded(tmp_path):
+    estimator = VAETransformer(**SMALL, input_noise=0.5, neighbor_weight=2.0)
+    estimator.fit(X_SMALL)
     save_model(estimator, tmp_path / "noisy.skvae")
     loaded = load_model(tmp_path / "noisy.skvae")
     assert loaded.input_noise == 0.5 and loaded._config.input_noise == 0.5
+    assert loaded.neighbor_weight == 2.0 and loaded._config.neighbor_weight == 2.0
     np.testing.assert_array_equal(
         loaded.transform(X_SMALL), estimator.transform(X_SMALL)
     )

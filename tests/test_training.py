@@ -158,8 +158,8 @@ def test_nan_loss_raises_and_never_stores_nan_weights(Estimator, monkeypatch):
     model = MODELS[Estimator]
     original = model.loss
 
-    def loss(self, x, generator, kl_weight):
-        return original(self, x, generator, kl_weight) * torch.nan
+    def loss(self, x, generator, kl_weight, paired=False):
+        return original(self, x, generator, kl_weight, paired) * torch.nan
 
     estimator = Estimator(**SMALL).fit(X_SMALL)
     before, curve = outputs(estimator, X_SMALL), list(estimator.loss_curve_)

@@ -201,10 +201,10 @@ def record_kl_weights(monkeypatch) -> list[float]:
     weights, original, probing = [], _VAEModel.loss, []
     original_probe = ThreadGovernor._probe_pass
 
-    def loss(self, x, generator, kl_weight):
+    def loss(self, x, generator, kl_weight, paired=False):
         if self.training and not probing:
             weights.append(kl_weight)
-        return original(self, x, generator, kl_weight)
+        return original(self, x, generator, kl_weight, paired)
 
     def probe_pass(self, x, kl_weight):
         probing.append(True)

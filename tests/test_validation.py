@@ -38,6 +38,8 @@ BAD_PARAMS = [
     ("input_noise", -0.5),
     ("input_noise", "some"),
     ("input_noise", None),
+    ("neighbor_weight", -1.0),
+    ("neighbor_weight", "strong"),
     ("batch_size", 0),
     ("batch_size", 2.0),
     ("batch_size", "big"),

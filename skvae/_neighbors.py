@@ -1,0 +1,138 @@
+"""The neighbour graph and the term that keeps it in the codes (``neighbor_weight``).
+
+A parametric form of UMAP's objective (McInnes, Healy and Melville, 2018;
+Sainburg, McInnes and Gentner, 2021): each training row's nearest neighbours
+are found once per ``fit`` (or ``partial_fit`` call), and each training step
+pulls the codes of rows and of one of their neighbours together under UMAP's
+kernel while pushing them away from the neighbours of other rows in the batch.
+Nothing here knows about scikit-learn estimators.
+"""
+
+import math
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+# UMAP's default neighbourhood size.
+N_NEIGHBORS = 15
+
+# Wider rows are projected on their first 50 principal components before the
+# neighbour search, as UMAP's and t-SNE's users commonly do: the search then
+# costs 50 numbers per pair whatever the width, and the trailing components,
+# mostly noise, barely move the neighbours.
+PROJECTION_DIMS = 50
+
+# Above this many rows the exact search (quadratic in the rows) gives way to
+# pynndescent's approximate one where it is installed (``pip install
+# pynndescent``; umap-learn brings it).
+EXACT_MAX_ROWS = 200_000
+
+# UMAP's kernel 1 / (1 + a d^(2b)) for its defaults min_dist=0.1, spread=1.
+UMAP_A, UMAP_B = 1.577, 0.895
+
+# The kernel reads the codes at 3x their size: a VAE's codes lie within a few
+# units of 0 (its prior), where at their own size UMAP's kernel would see one
+# cluster. The autoencoder's codes have no set scale and follow.
+KERNEL_SCALE = 3.0
+
+# Negatives per row: the neighbours of this many other rows of the batch
+# (UMAP's negative_sample_rate).
+NEGATIVES = 5
+
+# Kernel values are kept within [EPS, 1 - EPS] so that a log never diverges.
+EPS = 1e-4
+
+
+def neighbor_graph(X: np.ndarray, random_state: int) -> np.ndarray:
+    """Indices of each row's nearest other rows, shape (n_samples, k).
+
+    ``k = min(N_NEIGHBORS, n_samples - 1)``; X has at least two rows.
+    Euclidean distances, on the first ``PROJECTION_DIMS`` principal components
+    of wider rows.
+    """
+    n_samples, n_features = X.shape
+    if n_features > PROJECTION_DIMS:
+        pca = PCA(PROJECTION_DIMS, svd_solver="randomized", random_state=random_state)
+        X = pca.fit_transform(X)
+    k = min(N_NEIGHBORS, n_samples - 1)
+    if n_samples > EXACT_MAX_ROWS:
+        try:
+            from pynndescent import NNDescent
+        except ImportError:
+            pass
+        else:
+            # It returns each row as its own first neighbour.
+            index = NNDescent(X, n_neighbors=k + 1, random_state=random_state)
+            return index.neighbor_graph[0][:, 1:].astype(np.int64)
+    # kneighbors() without X leaves each row out of its own neighbours.
+    return NearestNeighbors(n_neighbors=k).fit(X).kneighbors()[1]
+
+
+def neighbor_loss(codes: torch.Tensor) -> torch.Tensor:
+    """UMAP's fuzzy cross-entropy of a batch of paired codes, mean per pair.
+
+    ``codes`` holds 2m rows: the first m are rows' codes, the next m the codes
+    of one graph neighbour of each. A pair's kernel value q should be 1 (the
+    term -log q) and a row's kernel value with the neighbours of other rows 0
+    (the term -log(1 - q)).
+    """
+    anchors, neighbors = (KERNEL_SCALE * codes).chunk(2)
+    loss = -torch.log(_kernel(anchors, neighbors).clamp(EPS, 1 - EPS))
+    for shift in range(1, min(NEGATIVES, len(anchors) - 1) + 1):
+        q = _kernel(anchors, neighbors.roll(shift, 0))
+        loss = loss - torch.log1p(-q.clamp(EPS, 1 - EPS))
+    return loss.mean()
+
+
+def _kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # clamp_min: the gradient of d^(2b) is infinite at d = 0.
+    squared = (a - b).square().sum(-1).clamp_min(1e-12)
+    return 1.0 / (1.0 + UMAP_A * squared**UMAP_B)
+
+
+class NeighborBatches:
+    """Batches of rows and one graph neighbour of each, for the neighbour term.
+
+    Each training epoch draws ``ceil(n / 2)`` rows at random and pairs each
+    with one of its neighbours, so that an epoch holds as many rows, in as
+    many batches, as a plain one; a batch's first half are rows, the second
+    half their neighbours (both halves are also reconstructed). Passes
+    without a generator (evaluation) see the plain rows in order.
+    """
+
+    paired = True
+
+    def __init__(self, plain, neighbors: np.ndarray):
+        self.plain = plain  # a TensorBatches
+        self.neighbors = torch.from_numpy(neighbors).to(plain.device)
+        self.n_batches = plain.n_batches
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    @property
+    def device(self) -> torch.device:
+        return self.plain.device
+
+    def epoch(self, generator: torch.Generator | None = None):
+        """One pass: plain rows without ``generator``, else paired batches."""
+        if generator is None:
+            return self.plain.epoch()
+        return self._paired_epoch(generator)
+
+    def _paired_epoch(self, generator):
+        X, n = self.plain.X, len(self.plain)
+        order = torch.randperm(n, generator=generator, device=self.device)
+        anchors = order[: math.ceil(n / 2)]
+        # Every batch keeps at least one row (batch_size=1 has n batches).
+        n_batches = min(self.n_batches, len(anchors))
+        for rows in torch.tensor_split(anchors, n_batches):
+            pick = torch.randint(
+                self.neighbors.shape[1],
+                (len(rows),),
+                generator=generator,
+                device=self.device,
+            )
+            yield X[torch.cat([rows, self.neighbors[rows, pick]])]
