@@ -113,8 +113,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         the 2-D codes rose on iris (5-fold) from 0.85 to 0.94 (PCA's 0.90)
         and on digits from 0.88 to 0.92, but on Fashion-MNIST the VAE's test
         5-NN fell from 0.746 to 0.713 and the reconstruction error rose
-        (design notes). ``loss_curve_``
-        includes the term.
+        (design notes). ``loss_curve_`` includes the term.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.

@@ -247,8 +247,8 @@ class VAETransformer(BaseAutoencoder):
         the 2-D codes rose on iris (5-fold) from 0.85 to 0.94 (PCA's 0.90)
         and on digits from 0.88 to 0.92, but on Fashion-MNIST the VAE's test
         5-NN fell from 0.746 to 0.713 and the reconstruction error rose
-        (design notes). ``score_samples``
-        stays a bound on the log-likelihood; ``loss_curve_`` includes the term.
+        (design notes). ``score_samples`` stays a bound on the
+        log-likelihood; ``loss_curve_`` includes the term.
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
         more prior-like latent space).
