@@ -33,7 +33,7 @@ from ._device import (
     seeded_build,
     to_cpu,
 )
-from ._neighbors import NeighborBatches, neighbor_graph
+from ._neighbors import NeighborBatches, auto_weight, neighbor_graph
 from ._networks import ACTIVATIONS, NetworkConfig
 from ._scaling import fit_scaling, standardize
 from ._streaming import (
@@ -104,7 +104,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "input_noise": [Interval(Real, 0, None, closed="left")],
-        "neighbor_weight": [Interval(Real, 0, None, closed="left")],
+        "neighbor_weight": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="left"),
+        ],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -266,14 +269,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _make_config(self, n_features: int) -> NetworkConfig:
         """The networks the parameters describe for ``n_features`` inputs."""
         shared = {"n_features", "hidden_layer_sizes"}
+        settings = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self._config_type)
+            if field.name not in shared
+        }
+        if self.neighbor_weight == "auto":
+            settings["neighbor_weight"] = auto_weight(n_features, self.n_components)
         return self._config_type(
             n_features=n_features,
             hidden_layer_sizes=self._hidden_layer_sizes(),
-            **{
-                field.name: getattr(self, field.name)
-                for field in dataclasses.fields(self._config_type)
-                if field.name not in shared
-            },
+            **settings,
         )
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
@@ -330,8 +336,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch_size = 256 if self.batch_size == "auto" else self.batch_size
         # As MLP, partial_fit ignores early_stopping: one epoch per call has
         # nothing to stop, and later calls could not extend the scores.
+        # "auto" leaves partial_fit without the term: one epoch per call gives
+        # it too few steps, and each call would search its own neighbours.
+        pairs = config.neighbor_weight > 0 and not (
+            incremental and self.neighbor_weight == "auto"
+        )
         data, validation = self._batch_sources(
-            X, mean, scale, rng, batch_size, device, validate=not incremental
+            X,
+            mean,
+            scale,
+            rng,
+            batch_size,
+            device,
+            pairs=pairs,
+            validate=not incremental,
         )
         if n_epochs is None:
             n_epochs = self.max_iter_ = self._resolve_max_iter(
@@ -400,16 +418,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         n_batches = math.ceil(n_samples / batch_size)
         return max(MIN_EPOCHS, math.ceil(MIN_STEPS / n_batches))
 
-    def _batch_sources(self, X, mean, scale, rng, batch_size, device, *, validate):
+    def _batch_sources(
+        self, X, mean, scale, rng, batch_size, device, *, pairs, validate
+    ):
         """Batch sources of the training rows and of the validation rows.
 
         The rows are standardized float32; the validation rows, held out for
-        early stopping, are None without it.
+        early stopping, are None without it. With ``pairs`` the training rows
+        come paired with their graph neighbours, for the neighbour term.
         """
         validate = validate and self.early_stopping
         if isinstance(X, StreamedArray):
             return self._streamed_batch_sources(
-                X, mean, scale, rng, batch_size, device, validate=validate
+                X, mean, scale, rng, batch_size, device, pairs=pairs, validate=validate
             )
         if not validate:
             X_train, X_val = standardize(X, mean, scale, np.float32), None
@@ -422,24 +443,26 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X_train, X_val = X_std[n_val:], X_std[:n_val]
         batch_size = min(batch_size, len(X_train))
         data = TensorBatches(torch.from_numpy(X_train).to(device), batch_size)
-        if self.neighbor_weight and len(X_train) > 1:
+        if pairs and len(X_train) > 1:
             # The graph of this call's training rows (a fit's, or a
             # partial_fit chunk's), found once.
             graph = neighbor_graph(X_train, rng.randint(np.iinfo(np.int32).max))
-            data = NeighborBatches(data, graph)
+            data = NeighborBatches(data, graph, shuffle=self.shuffle)
         if X_val is None:
             return data, None
         return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
 
     def _streamed_batch_sources(
-        self, X, mean, scale, rng, batch_size, device, *, validate
+        self, X, mean, scale, rng, batch_size, device, *, pairs, validate
     ):
         """``_batch_sources`` for a ``StreamedArray``: rows held out at random."""
-        if self.neighbor_weight:
+        # "auto" trains streamed rows without the term; a weight asked for
+        # explicitly is refused rather than ignored.
+        if pairs and self.neighbor_weight != "auto":
             raise ValueError(
                 "neighbor_weight > 0 needs the training rows in memory to find "
                 "their neighbours; arrays streamed from disk or dask train with "
-                "neighbor_weight=0."
+                "neighbor_weight=0 or 'auto' (which leaves the term out for them)."
             )
         if not validate:
             batch_size = min(batch_size, len(X))

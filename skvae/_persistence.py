@@ -176,7 +176,11 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
             f"only {sorted(ESTIMATORS)}."
         )
     try:
-        estimator = cls(**{name: _decode(v, {}) for name, v in data["params"].items()})
+        params = {name: _decode(v, {}) for name, v in data["params"].items()}
+        # Files before version 4 trained without the term, whatever the
+        # default is when they load.
+        params.setdefault("neighbor_weight", 0.0)
+        estimator = cls(**params)
         estimator._validate_params()
         attributes = data["attributes"]
         if version == 1:

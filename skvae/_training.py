@@ -208,8 +208,8 @@ def run_epoch(
     """
     model.train()
     total = torch.zeros((), device=data.device)
-    # Paired batches draw their rows and neighbours at random even without
-    # shuffle.
+    # Paired batches draw their neighbours at random even without shuffle
+    # (and their rows too with it: NeighborBatches.shuffle).
     for xb in data.epoch(generator if shuffle or data.paired else None):
         weight = kl_weight(history.n_steps, warmup_steps)
         threads.before_step(xb, weight)
@@ -254,9 +254,10 @@ def train(
 
     ``model.loss(x, generator, kl_weight)`` returns the mean loss of a batch.
     Convergence is judged in a fit (``check_convergence``), not in
-    ``partial_fit``, and neither during the KL warm-up nor in the first
-    ``unjudged_steps`` steps. With ``validation``, the best weights by validation score
-    are restored at the end, as MLP does with ``early_stopping``.
+    ``partial_fit``, and not during the KL warm-up; a fit stops no earlier than
+    after ``unjudged_steps`` steps. With ``validation``, the best weights by
+    validation score are restored at the end, as MLP does with
+    ``early_stopping``.
     """
     # While the KL weight ramps up the objective still changes, so its loss
     # says nothing about convergence: the stopping rule waits for the ramp's
@@ -313,7 +314,7 @@ def train(
                     best_state = copy.deepcopy(model.state_dict())
             else:
                 improved = epoch_loss <= history.best_loss - tol
-            if history.n_steps < max(warmup_steps, unjudged_steps):
+            if history.n_steps < warmup_steps:
                 history.no_improvement_count = 0
             else:
                 history.best_loss = min(history.best_loss, epoch_loss)
@@ -322,7 +323,13 @@ def train(
                 )
             if verbose:
                 print(f"{message}, {time.perf_counter() - start:.2f} s")
-            if check_convergence and history.no_improvement_count > n_iter_no_change:
+            # Counted all along, so that a fit whose loss has settled stops
+            # as soon as its unjudged steps are done.
+            if (
+                check_convergence
+                and history.n_steps >= unjudged_steps
+                and history.no_improvement_count > n_iter_no_change
+            ):
                 converged = True
                 break
         if best_state is not None:

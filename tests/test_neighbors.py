@@ -2,13 +2,16 @@
 (``neighbor_weight``), and how the estimators use them."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_iris
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 import skvae._base
@@ -123,6 +126,21 @@ def test_paired_batches_hold_rows_then_one_neighbour_of_each():
     np.testing.assert_array_equal(plain.numpy(), X.numpy())
 
 
+def test_paired_batches_without_shuffle_take_the_rows_in_turn():
+    X = torch.arange(10.0).reshape(10, 1)
+    graph = neighbor_graph(X.numpy(), random_state=0)
+    paired = NeighborBatches(TensorBatches(X, batch_size=10), graph, shuffle=False)
+    generator = torch.Generator().manual_seed(0)
+    rows = [next(paired.epoch(generator))[:5, 0].tolist() for _ in range(3)]
+    assert rows == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [0, 1, 2, 3, 4]]
+
+
+def test_graph_of_fewer_rows_than_projection_dims_of_wide_data():
+    X = np.random.RandomState(0).normal(size=(40, 100))
+    brute = NearestNeighbors(n_neighbors=15).fit(X).kneighbors()[1]
+    np.testing.assert_array_equal(neighbor_graph(X, random_state=0), brute)
+
+
 def test_paired_batches_of_one_row_each_are_never_empty():
     X = torch.randn(5, 2)
     graph = neighbor_graph(X.numpy(), random_state=0)
@@ -139,7 +157,7 @@ def test_without_the_setting_no_graph_is_built(Estimator, monkeypatch):
         raise AssertionError("a graph was built")
 
     monkeypatch.setattr(skvae._base, "neighbor_graph", fail)
-    Estimator(**SMALL).fit(data())
+    Estimator(**SMALL, neighbor_weight=0.0).fit(data())
     Estimator(**SMALL, neighbor_weight=0.0).partial_fit(data())
 
 
@@ -165,7 +183,7 @@ def test_fit_builds_one_graph_of_its_training_rows(Estimator, monkeypatch):
 
 def test_the_setting_changes_the_fit_and_is_seeded(Estimator):
     X = data(60)
-    plain = Estimator(**SMALL).fit(X)
+    plain = Estimator(**SMALL, neighbor_weight=0.0).fit(X)
     first = Estimator(**SMALL, neighbor_weight=1.0).fit(X)
     again = Estimator(**SMALL, neighbor_weight=1.0).fit(X)
     assert not np.array_equal(first.transform(X), plain.transform(X))
@@ -181,6 +199,24 @@ def test_a_fit_with_the_term_trains_its_minimum_steps(Estimator):
     assert estimator.n_iter_ >= MIN_STEPS
 
 
+def test_a_settled_fit_with_the_term_stops_at_its_minimum_steps(Estimator):
+    # The stopping rule counts epochs without improvement all along and stops
+    # as soon as the minimum is trained: no ConvergenceWarning for a fit whose
+    # loss settled before it.
+    estimator = Estimator(
+        hidden_layer_sizes=(8,),
+        neighbor_weight=1.0,
+        tol=1e6,
+        n_iter_no_change=1,
+        max_iter=MIN_STEPS + 100,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        estimator.fit(data(40))  # one batch an epoch
+    assert estimator.n_iter_ == MIN_STEPS
+
+
 def test_streamed_data_with_the_setting_is_refused(Estimator):
     dask_array = pytest.importorskip("dask.array")
     X = dask_array.from_array(data(40), chunks=10)
@@ -188,23 +224,61 @@ def test_streamed_data_with_the_setting_is_refused(Estimator):
         Estimator(**SMALL, neighbor_weight=1.0).fit(X)
 
 
+def test_auto_weighs_the_term_as_eight_features(Estimator):
+    auto = dict(SMALL, neighbor_weight="auto")
+    assert Estimator(**auto).fit(data(n_features=16))._config.neighbor_weight == 0.5
+    assert Estimator(**auto).fit(data(n_features=4))._config.neighbor_weight == 2
+    # Under 0.05 (above 160 features): none.
+    assert Estimator(**auto).fit(data(n_features=161))._config.neighbor_weight == 0
+
+
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_auto_is_for_two_dimensional_codes_only(Estimator, n_components):
+    estimator = Estimator(n_components, **SMALL, neighbor_weight="auto")
+    assert estimator.fit(data())._config.neighbor_weight == 0.0
+
+
+def test_auto_leaves_partial_fit_and_streamed_data_without_the_term(
+    Estimator, monkeypatch
+):
+    dask_array = pytest.importorskip("dask.array")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a graph was built")
+
+    monkeypatch.setattr(skvae._base, "neighbor_graph", fail)
+    X = data(40)
+    auto = dict(SMALL, neighbor_weight="auto")
+    Estimator(**auto).partial_fit(X).partial_fit(X)
+    streamed = Estimator(**auto).fit(dask_array.from_array(X, chunks=10))
+    plain = Estimator(**SMALL, neighbor_weight=0.0).fit(
+        dask_array.from_array(X, chunks=10)
+    )
+    np.testing.assert_array_equal(streamed.transform(X), plain.transform(X))
+
+
 @pytest.mark.slow
 def test_the_term_keeps_iris_neighbourhoods_better_than_pca():
-    """On 120 standardized rows of 4 features the defaults' 2-D codes keep
-    classes worse than PCA's (5-fold 5-NN 0.85 against 0.90); the term lifts
-    them above it."""
+    """On 120 standardized rows of 4 features the 2-D codes without the term
+    keep classes worse than PCA's (5-fold 5-NN 0.85 against 0.90); the term,
+    at its "auto" weight (2 here), lifts them above it."""
     X, y = load_iris(return_X_y=True)
     folds = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
-    scores = {"pca": [], "plain": [], "term": []}
+    scores = {"pca": [], "plain": [], "auto": []}
     for train, test in folds:
         scaler = StandardScaler().fit(X[train])
         X_train, X_test = scaler.transform(X[train]), scaler.transform(X[test])
-        for name, weight in (("plain", 0.0), ("term", 1.0)):
-            vae = VAETransformer(neighbor_weight=weight, random_state=0)
-            vae.fit(X_train)
-            knn = KNeighborsClassifier(5).fit(vae.transform(X_train), y[train])
-            scores[name].append(knn.score(vae.transform(X_test), y[test]))
-    assert np.mean(scores["term"]) >= np.mean(scores["plain"]) + 0.03
+        models = {
+            "pca": PCA(2),
+            "plain": VAETransformer(neighbor_weight=0.0, random_state=0),
+            "auto": VAETransformer(neighbor_weight="auto", random_state=0),
+        }
+        for name, model in models.items():
+            model.fit(X_train)
+            knn = KNeighborsClassifier(5).fit(model.transform(X_train), y[train])
+            scores[name].append(knn.score(model.transform(X_test), y[test]))
+    assert np.mean(scores["auto"]) >= np.mean(scores["plain"]) + 0.03
+    assert np.mean(scores["auto"]) >= np.mean(scores["pca"]) - 0.02
 
 
 def test_a_paired_batch_adds_the_weighted_term_on_the_codes(Estimator):
