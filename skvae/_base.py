@@ -336,11 +336,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch_size = 256 if self.batch_size == "auto" else self.batch_size
         # As MLP, partial_fit ignores early_stopping: one epoch per call has
         # nothing to stop, and later calls could not extend the scores.
-        # "auto" leaves partial_fit without the term: one epoch per call gives
-        # it too few steps, and each call would search its own neighbours.
-        pairs = config.neighbor_weight > 0 and not (
-            incremental and self.neighbor_weight == "auto"
-        )
         data, validation = self._batch_sources(
             X,
             mean,
@@ -348,7 +343,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             rng,
             batch_size,
             device,
-            pairs=pairs,
+            pairs=self._pairs(X, config, incremental),
             validate=not incremental,
         )
         if n_epochs is None:
@@ -405,6 +400,27 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.best_validation_score_ = history.best_validation_score
         self._after_fit()
 
+    def _pairs(self, X, config: NetworkConfig, incremental: bool) -> bool:
+        """Whether this call trains on rows paired with their neighbours.
+
+        ``"auto"`` leaves out partial_fit (one epoch per call gives the term
+        too few steps, and each call would search its own neighbours) and
+        streamed arrays (the search needs the rows in memory); a weight asked
+        for explicitly is refused for streamed arrays rather than ignored.
+        """
+        if not config.neighbor_weight:
+            return False
+        streamed = isinstance(X, StreamedArray)
+        if self.neighbor_weight == "auto":
+            return not (incremental or streamed)
+        if streamed:
+            raise ValueError(
+                "neighbor_weight > 0 needs the training rows in memory to find "
+                "their neighbours; arrays streamed from disk or dask train with "
+                "neighbor_weight=0 or 'auto' (which leaves the term out for them)."
+            )
+        return True
+
     def _resolve_max_iter(self, n_samples: int, batch_size: int) -> int:
         """The number of epochs ``max_iter="auto"`` stands for.
 
@@ -430,7 +446,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         validate = validate and self.early_stopping
         if isinstance(X, StreamedArray):
             return self._streamed_batch_sources(
-                X, mean, scale, rng, batch_size, device, pairs=pairs, validate=validate
+                X, mean, scale, rng, batch_size, device, validate=validate
             )
         if not validate:
             X_train, X_val = standardize(X, mean, scale, np.float32), None
@@ -453,17 +469,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
 
     def _streamed_batch_sources(
-        self, X, mean, scale, rng, batch_size, device, *, pairs, validate
+        self, X, mean, scale, rng, batch_size, device, *, validate
     ):
         """``_batch_sources`` for a ``StreamedArray``: rows held out at random."""
-        # "auto" trains streamed rows without the term; a weight asked for
-        # explicitly is refused rather than ignored.
-        if pairs and self.neighbor_weight != "auto":
-            raise ValueError(
-                "neighbor_weight > 0 needs the training rows in memory to find "
-                "their neighbours; arrays streamed from disk or dask train with "
-                "neighbor_weight=0 or 'auto' (which leaves the term out for them)."
-            )
         if not validate:
             batch_size = min(batch_size, len(X))
             return StreamedBatches(X, mean, scale, batch_size, device), None
