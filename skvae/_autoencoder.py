@@ -98,31 +98,30 @@ class AutoencoderTransformer(BaseAutoencoder):
         codes from 0.87 to 0.93 and lowered the reconstruction error; on
         Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help. ``transform``
         and the other methods never add noise.
-    neighbor_weight : float or "auto", default=0.0
+    neighbor_weight : float or "auto", default="auto"
         Weight of a term that keeps each training row's nearest neighbours near
         it in the code space: UMAP's fuzzy cross-entropy (a parametric UMAP)
         between the codes of rows and of one of their 15 nearest neighbours,
         against the neighbours of other rows of the batch, added to the loss per
-        feature. ``"auto"`` is ``8 / n_features_in_`` for 2-D codes (maps) of up
-        to 160 features, so that the term weighs as much as the reconstruction
-        of eight features (2 on iris, 0.125 on digits), and 0 otherwise: for
-        wider data, where so small a weight changed nothing but the fit time,
-        and for codes of other dimensions, which it is not for; it also leaves
-        ``partial_fit`` and arrays streamed from disk or dask without the term.
-        It is not the default yet: on low-dimensional data (the swiss roll's 3
-        features, weight 2.7) it cost reconstruction (design notes). 0 builds no
-        graph. The neighbours are found once per ``fit`` (each ``partial_fit``
-        call: among its own rows), on the first 50 principal components of wider
-        data, exactly, or approximately with ``pynndescent`` (if installed)
-        above 200,000 rows; a number > 0 needs the training rows in memory. With
-        the term a fit stops no earlier than after 2,000 steps, and
-        ``shuffle=False`` takes the rows in order (their neighbours still at
-        random). Measured (design notes), 5-NN accuracy of the 2-D codes (means
-        over three splits): on iris (5-fold) 0.87 at 0 and 0.93 at ``"auto"``
-        (PCA's 0.92); on digits 0.87 at 0, 0.90 at ``"auto"`` and 0.92 at 1; on
-        Fashion-MNIST larger weights cost: at 1 the test 5-NN fell from 0.746 to
-        0.713 and the reconstruction error rose. ``loss_curve_`` includes the
-        term.
+        feature. ``"auto"`` is ``min(1, 8 / n_features_in_)`` for 2-D codes
+        (maps) of up to 160 features, so that the term weighs as much as the
+        reconstruction of eight features (1 on iris, 0.125 on digits), and 0
+        otherwise: for wider data, where so small a weight changed nothing but
+        the fit time, and for codes of other dimensions, which it is not for;
+        it also leaves ``partial_fit`` and arrays streamed from disk or dask
+        without the term. 0 builds no graph and trains the plain objective. The
+        neighbours are found once per ``fit`` (each ``partial_fit`` call: among
+        its own rows), on the first 50 principal components of wider data,
+        exactly, or approximately with ``pynndescent`` (if installed) above
+        200,000 rows; a number > 0 needs the training rows in memory. With the
+        term a fit runs at least 2,000 steps or 500 epochs, whichever is fewer,
+        before its stopping rule is heard, and ``shuffle=False`` takes the rows
+        in order (their neighbours still at random). Measured (design notes),
+        5-NN accuracy of the 2-D codes (means over three splits): on iris
+        (5-fold) 0.87 at 0 and 0.90 to 0.94 at ``"auto"`` (PCA's 0.92); on
+        digits 0.87 at 0, 0.90 at ``"auto"`` and 0.92 at 1; on Fashion-MNIST
+        larger weights cost: at 1 the test 5-NN fell from 0.746 to 0.713 and
+        the reconstruction error rose. ``loss_curve_`` includes the term.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.
@@ -228,7 +227,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         hidden_layer_sizes=(448, 256),
         activation="relu",
         input_noise=0.0,
-        neighbor_weight=0.0,
+        neighbor_weight="auto",
         loss="squared_error",
         batch_size=256,
         max_iter="auto",

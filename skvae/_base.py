@@ -35,7 +35,7 @@ from ._device import (
 )
 from ._neighbors import NeighborBatches, auto_weight, neighbor_graph
 from ._networks import ACTIVATIONS, NetworkConfig
-from ._scaling import fit_scaling, standardize
+from ._scaling import far_rows, fit_scaling, standardize
 from ._streaming import (
     StreamedArray,
     StreamedBatches,
@@ -52,6 +52,25 @@ INFERENCE_BATCH_VALUES = 2**21
 
 # max_iter="auto": at least this many epochs and this many optimizer steps.
 MIN_EPOCHS, MIN_STEPS = 60, 2000
+
+# With the neighbour term a fit runs at least MIN_STEPS steps, or this many
+# epochs where that is fewer (UMAP's count for small data): see unjudged_steps.
+MIN_PAIRED_EPOCHS = 500
+
+
+def unjudged_steps(data) -> int:
+    """How many steps a fit on ``data`` runs before its convergence is judged.
+
+    None for plain rows. With the neighbour term an epoch's loss comes from
+    pairs drawn at random: on small data (an epoch of one batch) the rule
+    would stop on a lucky draw after a few dozen steps, where the term needs
+    hundreds (design notes, "Small tables, and a neighbour term in the
+    estimators"); on tiny data MIN_PAIRED_EPOCHS epochs of one step each are
+    enough, and fit in a second or two.
+    """
+    if not data.paired:
+        return 0
+    return min(MIN_STEPS, MIN_PAIRED_EPOCHS * data.n_batches)
 
 
 @contextlib.contextmanager
@@ -362,12 +381,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             shuffle=self.shuffle,
             generator=generator,
             kl_warmup_steps=self._kl_warmup_steps,
-            # With the neighbour term an epoch's loss comes from pairs drawn
-            # at random: on small data (an epoch of one batch) the rule would
-            # stop on a lucky draw after a few dozen steps, where the term
-            # needs its MIN_STEPS like any fit (design notes, "Small tables,
-            # and a neighbour term in the estimators").
-            unjudged_steps=MIN_STEPS if data.paired else 0,
+            unjudged_steps=unjudged_steps(data),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             check_convergence=not incremental,
@@ -441,13 +455,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         The rows are standardized float32; the validation rows, held out for
         early stopping, are None without it. With ``pairs`` the training rows
-        come paired with their graph neighbours, for the neighbour term.
+        come paired with their graph neighbours, for the neighbour term. Rows
+        in memory leave out gross outliers (``far_rows``); streamed rows, read
+        a buffer at a time, keep them.
         """
         validate = validate and self.early_stopping
         if isinstance(X, StreamedArray):
             return self._streamed_batch_sources(
                 X, mean, scale, rng, batch_size, device, validate=validate
             )
+        far = far_rows(X)
+        if far is not None:
+            # Gross outlier rows, already left out of mean_ and scale_: one
+            # row a million times too large outweighs all the others together
+            # in a squared error, and the network fits it instead of them.
+            X = X[~far]
         if not validate:
             X_train, X_val = standardize(X, mean, scale, np.float32), None
         else:

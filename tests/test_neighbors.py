@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 import skvae._base
 import skvae._neighbors
 from skvae import VAETransformer
-from skvae._base import MIN_STEPS
+from skvae._base import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._neighbors import (
     N_NEIGHBORS,
     NeighborBatches,
@@ -196,7 +196,22 @@ def test_a_fit_with_the_term_trains_its_minimum_steps(Estimator):
     # would stop the fit after a few dozen steps.
     estimator = Estimator(hidden_layer_sizes=(8,), neighbor_weight=1.0, random_state=0)
     estimator.fit(data(40))
-    assert estimator.n_iter_ >= MIN_STEPS
+    assert estimator.n_iter_ >= MIN_PAIRED_EPOCHS
+
+
+@pytest.mark.parametrize(
+    "n_batches, steps",
+    [(1, MIN_PAIRED_EPOCHS), (2, 2 * MIN_PAIRED_EPOCHS), (5, MIN_STEPS)],
+)
+def test_the_minimum_is_its_steps_or_its_epochs_whichever_are_fewer(n_batches, steps):
+    class Batches:
+        paired = True
+
+    batches = Batches()
+    batches.n_batches = n_batches
+    assert unjudged_steps(batches) == steps
+    batches.paired = False  # plain rows: the stopping rule is heard at once
+    assert unjudged_steps(batches) == 0
 
 
 def test_a_settled_fit_with_the_term_stops_at_its_minimum_steps(Estimator):
@@ -208,13 +223,13 @@ def test_a_settled_fit_with_the_term_stops_at_its_minimum_steps(Estimator):
         neighbor_weight=1.0,
         tol=1e6,
         n_iter_no_change=1,
-        max_iter=MIN_STEPS + 100,
+        max_iter=MIN_PAIRED_EPOCHS + 100,
         random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         estimator.fit(data(40))  # one batch an epoch
-    assert estimator.n_iter_ == MIN_STEPS
+    assert estimator.n_iter_ == MIN_PAIRED_EPOCHS
 
 
 def test_streamed_data_with_the_setting_is_refused(Estimator):
@@ -227,7 +242,9 @@ def test_streamed_data_with_the_setting_is_refused(Estimator):
 def test_auto_weighs_the_term_as_eight_features(Estimator):
     auto = dict(SMALL, neighbor_weight="auto")
     assert Estimator(**auto).fit(data(n_features=16))._config.neighbor_weight == 0.5
-    assert Estimator(**auto).fit(data(n_features=4))._config.neighbor_weight == 2
+    assert Estimator(**auto).fit(data(n_features=8))._config.neighbor_weight == 1
+    # At most 1 (the swiss roll's 3 features would give 2.7).
+    assert Estimator(**auto).fit(data(n_features=3))._config.neighbor_weight == 1
     # Under 0.05 (above 160 features): none.
     assert Estimator(**auto).fit(data(n_features=161))._config.neighbor_weight == 0
 
@@ -261,7 +278,7 @@ def test_auto_leaves_partial_fit_and_streamed_data_without_the_term(
 def test_the_term_keeps_iris_neighbourhoods_better_than_pca():
     """On 120 standardized rows of 4 features the 2-D codes without the term
     keep classes worse than PCA's (5-fold 5-NN 0.85 against 0.90); the term,
-    at its "auto" weight (2 here), lifts them above it."""
+    at its "auto" weight (1 here), lifts them above it."""
     X, y = load_iris(return_X_y=True)
     folds = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
     scores = {"pca": [], "plain": [], "auto": []}

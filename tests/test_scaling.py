@@ -129,3 +129,16 @@ def test_partial_fit_from_a_single_row_scales_by_its_magnitude(digits):
         vae.partial_fit(X)
     decoded = vae.inverse_transform(vae.transform(X))
     assert np.mean((decoded - X) ** 2) / X.var() < 0.6
+
+
+@pytest.mark.parametrize("neighbor_weight", [0.0, "auto"])
+def test_a_gross_outlier_row_is_left_out_of_training(Estimator, neighbor_weight):
+    # Its squared error would outweigh all the other rows' together (see the
+    # test above): the model is the one fitted without it, step for step.
+    X = data(60)
+    corrupted = np.insert(X, 20, 1e6 * X[0], axis=0)
+    params = dict(SMALL, neighbor_weight=neighbor_weight)
+    with_it = Estimator(**params).fit(corrupted)
+    without = Estimator(**params).fit(X)
+    np.testing.assert_array_equal(with_it.loss_curve_, without.loss_curve_)
+    np.testing.assert_array_equal(with_it.transform(X), without.transform(X))

@@ -85,10 +85,17 @@ def test_early_stopping_off_no_validation_attributes(Estimator, digits):
 
 
 def test_early_stopping_stops_before_max_iter_on_plateau(Estimator, digits):
-    # A huge tol means no epoch counts as an improvement.
+    # A huge tol means no epoch counts as an improvement. Without the
+    # neighbour term, whose fits run at least 500 epochs before the rule is
+    # heard (test_neighbors.py).
     X = digits[0][:300]
     est = Estimator(
-        early_stopping=True, tol=1e6, n_iter_no_change=2, max_iter=50, random_state=0
+        early_stopping=True,
+        tol=1e6,
+        n_iter_no_change=2,
+        max_iter=50,
+        neighbor_weight=0,
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -109,7 +116,10 @@ def test_fit_warns_convergence_when_max_iter_reached(Estimator, digits):
 
 def test_fit_no_convergence_warning_when_loss_plateaus(Estimator, digits):
     X = digits[0][:300]
-    est = Estimator(tol=1e6, n_iter_no_change=1, max_iter=50, random_state=0)
+    # The plain rule; with the neighbour term, see test_neighbors.py.
+    est = Estimator(
+        tol=1e6, n_iter_no_change=1, max_iter=50, neighbor_weight=0, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         est.fit(X)
