@@ -130,7 +130,9 @@ class AutoencoderTransformer(BaseAutoencoder):
     max_iter : int or "auto", default="auto"
         Maximum number of epochs. ``"auto"`` resolves to ``max_iter_``: at
         least 60 epochs and at least 2,000 optimizer steps (small data sets
-        need more epochs; 60,000 samples get 60 epochs).
+        need more epochs; 60,000 samples get 60 epochs); with the neighbour
+        term, twice its minimum (4,000 steps, or 1,000 epochs of data of one
+        batch), so that the stopping rule can end the fit after it.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     tol : float, default=1e-4

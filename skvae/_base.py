@@ -366,9 +366,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             validate=not incremental,
         )
         if n_epochs is None:
-            n_epochs = self.max_iter_ = self._resolve_max_iter(
-                len(data), min(batch_size, len(data))
-            )
+            n_epochs = self.max_iter_ = self._resolve_max_iter(data)
         generator = torch.Generator(device=device).manual_seed(int(shuffle_seed))
 
         converged = train(
@@ -435,18 +433,22 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return True
 
-    def _resolve_max_iter(self, n_samples: int, batch_size: int) -> int:
-        """The number of epochs ``max_iter="auto"`` stands for.
+    def _resolve_max_iter(self, data) -> int:
+        """The number of epochs ``max_iter="auto"`` stands for, on ``data``.
 
         At least ``MIN_EPOCHS`` and enough epochs for ``MIN_STEPS`` optimizer
         steps. Quality depends on the number of steps more than
         on epochs: 60 epochs of 60,000 samples are 14,000 steps, but 60 epochs of 500
-        samples only 120.
+        samples only 120. With the neighbour term, twice its minimum
+        (``unjudged_steps``): room for the stopping rule to be heard after it
+        (at exactly the minimum, a fit of all 1,797 digits ran out of epochs
+        with its loss still falling, and warned).
         """
         if self.max_iter != "auto":
             return self.max_iter
-        n_batches = math.ceil(n_samples / batch_size)
-        return max(MIN_EPOCHS, math.ceil(MIN_STEPS / n_batches))
+        if data.paired:
+            return max(MIN_EPOCHS, 2 * math.ceil(unjudged_steps(data) / data.n_batches))
+        return max(MIN_EPOCHS, math.ceil(MIN_STEPS / data.n_batches))
 
     def _batch_sources(
         self, X, mean, scale, rng, batch_size, device, *, pairs, validate

@@ -214,6 +214,22 @@ def test_the_minimum_is_its_steps_or_its_epochs_whichever_are_fewer(n_batches, s
     assert unjudged_steps(batches) == 0
 
 
+@pytest.mark.parametrize("batch_size, epochs", [(40, MIN_PAIRED_EPOCHS), (5, 250)])
+def test_auto_max_iter_with_the_term_is_twice_its_minimum(
+    Estimator, batch_size, epochs
+):
+    # Room for the stopping rule after the minimum: 40 rows in one batch have
+    # a minimum of MIN_PAIRED_EPOCHS epochs, in 8 batches of MIN_STEPS steps
+    # (250 epochs). Plain fits keep MIN_STEPS steps.
+    params = dict(hidden_layer_sizes=(8,), batch_size=batch_size, random_state=0)
+    params.update(tol=1e6, n_iter_no_change=1)  # stop as soon as allowed
+    paired = Estimator(**params, neighbor_weight=1.0).fit(data(40))
+    assert paired.max_iter_ == 2 * epochs
+    assert paired.n_iter_ == epochs
+    plain = Estimator(**params, neighbor_weight=0.0).fit(data(40))
+    assert plain.max_iter_ == math.ceil(MIN_STEPS / math.ceil(40 / batch_size))
+
+
 def test_a_settled_fit_with_the_term_stops_at_its_minimum_steps(Estimator):
     # The stopping rule counts epochs without improvement all along and stops
     # as soon as the minimum is trained: no ConvergenceWarning for a fit whose
