@@ -6,7 +6,8 @@ PCA, t-SNE, UMAP and two VAEs on the digits
 Two-dimensional views of scikit-learn's 8 x 8 digits: PCA, t-SNE, UMAP, the
 default VAE and a VAE without its neighbour term (``neighbor_weight=0``).
 Each title gives the test accuracy of a 5-nearest-neighbours classifier
-fitted on the training codes: how well the neighbourhoods in the plane keep the digit classes apart.
+fitted on the training codes: how well the neighbourhoods in the plane keep
+the digit classes apart.
 
 PCA and the VAEs learn a ``transform`` on the training split and encode the
 test split with it. t-SNE has no ``transform``, so it embeds training and test

@@ -61,7 +61,7 @@ MIN_PAIRED_EPOCHS = 500
 def unjudged_steps(data) -> int:
     """How many steps a fit on ``data`` runs before its convergence is judged.
 
-    None for plain rows. With the neighbour term an epoch's loss comes from
+    0 for plain rows. With the neighbour term an epoch's loss comes from
     pairs drawn at random: on small data (an epoch of one batch) the rule
     would stop on a lucky draw after a few dozen steps, where the term needs
     hundreds (design notes, "Small tables, and a neighbour term in the
