@@ -35,7 +35,7 @@ from ._device import (
 )
 from ._neighbors import NeighborBatches, auto_weight, neighbor_graph
 from ._networks import ACTIVATIONS, NetworkConfig
-from ._scaling import far_rows, fit_scaling, standardize
+from ._scaling import mean_and_scale, standardize, without_far_rows
 from ._streaming import (
     StreamedArray,
     StreamedBatches,
@@ -329,13 +329,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _train(self, X, config, device, first_call, n_epochs, incremental) -> None:
         rng = check_random_state(self.random_state)
         init_seed, shuffle_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        if not isinstance(X, StreamedArray):
+            # Gross outlier rows count neither in mean_ and scale_ nor in
+            # training: one row a million times too large outweighs all the
+            # others together in a squared error, and the network fits it
+            # instead of them. Streamed rows, read a buffer at a time, keep
+            # them in training.
+            X = without_far_rows(X)
         if first_call:
             if not config.standardizes:
                 mean, scale = np.zeros(X.shape[1]), 1.0
             elif isinstance(X, StreamedArray):
                 mean, scale = X.fit_scaling()
             else:
-                mean, scale = fit_scaling(X)
+                mean, scale = mean_and_scale(X)  # of the rows left above
             model = build_model(config, int(init_seed))
             optimizer_state, history = None, History()
         else:
@@ -457,21 +464,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         The rows are standardized float32; the validation rows, held out for
         early stopping, are None without it. With ``pairs`` the training rows
-        come paired with their graph neighbours, for the neighbour term. Rows
-        in memory leave out gross outliers (``far_rows``); streamed rows, read
-        a buffer at a time, keep them.
+        come paired with their graph neighbours, for the neighbour term.
         """
         validate = validate and self.early_stopping
         if isinstance(X, StreamedArray):
             return self._streamed_batch_sources(
                 X, mean, scale, rng, batch_size, device, validate=validate
             )
-        far = far_rows(X)
-        if far is not None:
-            # Gross outlier rows, already left out of mean_ and scale_: one
-            # row a million times too large outweighs all the others together
-            # in a squared error, and the network fits it instead of them.
-            X = X[~far]
         if not validate:
             X_train, X_val = standardize(X, mean, scale, np.float32), None
         else:

@@ -40,9 +40,17 @@ def fit_scaling(X: np.ndarray) -> tuple[np.ndarray, float]:
         of the values themselves, so that later chunks of 1e6-sized data still
         reach the networks as unit-sized numbers; 1 for all-zero data.
     """
+    return mean_and_scale(without_far_rows(X))
+
+
+def without_far_rows(X: np.ndarray) -> np.ndarray:
+    """X without its gross outlier rows (``far_rows``); X itself if none."""
     far = far_rows(X)
-    if far is not None:
-        X = X[~far]
+    return X if far is None else X[~far]
+
+
+def mean_and_scale(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """``fit_scaling``'s statistics of all the rows of X, far or not."""
     mean = X.mean(axis=0, dtype=np.float64)
     with np.errstate(over="ignore"):
         scale = float(np.sqrt(np.mean(column_variances(X, mean))))
