@@ -33,7 +33,7 @@ from ._device import (
     seeded_build,
     to_cpu,
 )
-from ._neighbors import NeighborBatches, auto_weight, neighbor_graph
+from ._neighbors import NeighborBatches, auto_noise, auto_weight, neighbor_graph
 from ._networks import ACTIVATIONS, NetworkConfig
 from ._scaling import mean_and_scale, standardize, without_far_rows
 from ._streaming import (
@@ -122,7 +122,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "input_noise": [Interval(Real, 0, None, closed="left")],
+        "input_noise": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "neighbor_weight": [
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="left"),
@@ -295,6 +295,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         }
         if self.neighbor_weight == "auto":
             settings["neighbor_weight"] = auto_weight(n_features, self.n_components)
+        if self.input_noise == "auto":
+            settings["input_noise"] = auto_noise(n_features)
         return self._config_type(
             n_features=n_features,
             hidden_layer_sizes=self._hidden_layer_sizes(),

@@ -60,6 +60,17 @@ AUTO_MAX_WEIGHT = 1.0
 # pairs cost a quarter more fit time and 0.8% more reconstruction error.
 AUTO_MIN_WEIGHT = 0.05
 
+# input_noise="auto" jitters the pairs (``jitter_pairs``) of data at least
+# this wide, with noise of this fraction of each pair's spacing. On digits
+# (64 features) it lifted the 5-NN accuracy of new rows' codes from 0.90 to
+# 0.93; at the full spacing as much, but a 2,000-row table of 20 features
+# (8 of them noise) lost 0.06, at half at most 0.02. On 4 features even half
+# lands on the data's own few dimensions and blurs the neighbourhoods the
+# term keeps (a 100-row table: 0.887 to 0.847 for the autoencoder). Design
+# notes, "Noise the size of the neighbours' spacing".
+AUTO_NOISE_MIN_FEATURES = 16
+PAIR_NOISE = 0.5
+
 # Kernel values are kept within [EPS, 1 - EPS] so that a log never diverges.
 EPS = 1e-4
 
@@ -78,6 +89,28 @@ def auto_weight(n_features: int, n_components: int) -> float:
         return 0.0
     weight = min(AUTO_MAX_WEIGHT, AUTO_FEATURES / n_features)
     return weight if weight >= AUTO_MIN_WEIGHT else 0.0
+
+
+def auto_noise(n_features: int) -> str | float:
+    """What ``input_noise="auto"`` stands for: ``"pairs"`` (``jitter_pairs``
+    on the term's pairs) on data at least ``AUTO_NOISE_MIN_FEATURES`` wide,
+    else no noise."""
+    return "pairs" if n_features >= AUTO_NOISE_MIN_FEATURES else 0.0
+
+
+def jitter_pairs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A paired batch (rows, then a neighbour of each) plus Gaussian noise.
+
+    Both rows of a pair get noise whose standard deviation is ``PAIR_NOISE``
+    times their distance's root mean square per feature: the data's spacing
+    where the rows lie, whatever the data's scale, width or density. The
+    encoder then sees points between and around the training rows, and maps
+    new rows closer to their neighbours' codes.
+    """
+    rows, neighbors = x.chunk(2)
+    spacing = (rows - neighbors).square().mean(-1, keepdim=True).sqrt()
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x + PAIR_NOISE * spacing.repeat(2, 1) * noise
 
 
 def neighbor_graph(X: np.ndarray, random_state: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._neighbors import neighbor_loss
+from ._neighbors import jitter_pairs, neighbor_loss
 from ._scaling import check_unit_interval
 
 ACTIVATIONS = {
@@ -75,7 +75,8 @@ class NetworkConfig:
     n_components: int
     activation: str
     # Keyword-only with defaults: descriptions saved before they existed load.
-    input_noise: float = dataclasses.field(default=0.0, kw_only=True)
+    # A standard deviation, or "pairs": each pair's own spacing (jitter_pairs).
+    input_noise: float | str = dataclasses.field(default=0.0, kw_only=True)
     neighbor_weight: float = dataclasses.field(default=0.0, kw_only=True)
 
     @property
@@ -114,16 +115,25 @@ class NetworkConfig:
         return self.neighbor_weight * neighbor_loss(codes)
 
     def encoder_input(
-        self, x: torch.Tensor, generator: torch.Generator, training: bool
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        training: bool,
+        paired: bool = False,
     ) -> torch.Tensor:
-        """What the encoder reads: while training, ``x`` plus Gaussian noise of
-        standard deviation ``input_noise`` (a denoising autoencoder: the
-        decoder still reconstructs ``x``); else ``x``.
+        """What the encoder reads: while training, ``x`` plus Gaussian noise (a
+        denoising autoencoder: the decoder still reconstructs ``x``); else ``x``.
 
-        No noise is drawn when ``input_noise`` is 0, so the generator's later
-        draws are those of a model without the setting.
+        The noise's standard deviation is ``input_noise``; for ``"pairs"``,
+        that of ``jitter_pairs`` on a ``paired`` batch and none on plain rows. No
+        noise is drawn where there is none, so the generator's later draws are
+        those of a model without the setting.
         """
-        if not (training and self.input_noise):
+        if not training:
+            return x
+        if self.input_noise == "pairs":
+            return jitter_pairs(x, generator) if paired else x
+        if not self.input_noise:
             return x
         noise = torch.randn(
             x.shape, generator=generator, device=x.device, dtype=x.dtype

@@ -11,8 +11,9 @@ the networks from their description.
 Format versions: 1 had no network description (the parameters gave it); 2
 adds it; 3 adds ``input_noise`` to the parameters and the description (files
 of versions 1 and 2 load with 0, their training had none); 4 adds
-``neighbor_weight`` likewise (earlier files load with 0). ``load_model``
-reads all four.
+``neighbor_weight`` likewise (earlier files load with 0); 5 lets the
+description's ``input_noise`` be ``"pairs"`` (``input_noise="auto"``), which
+readers of version 4 would take for a number. ``load_model`` reads all five.
 """
 
 import dataclasses
@@ -34,8 +35,8 @@ from ._training import History
 from ._vae import VAETransformer
 
 FORMAT = "skvae-model"
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 # The classes load_model may build: a file names one, it cannot name others.
 ESTIMATORS = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
@@ -177,9 +178,10 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         )
     try:
         params = {name: _decode(v, {}) for name, v in data["params"].items()}
-        # Files before version 4 trained without the term, whatever the
-        # default is when they load.
+        # Files before version 4 trained without the term, and before version
+        # 3 without noise, whatever the defaults are when they load.
         params.setdefault("neighbor_weight", 0.0)
+        params.setdefault("input_noise", 0.0)
         estimator = cls(**params)
         estimator._validate_params()
         attributes = data["attributes"]

@@ -5,9 +5,11 @@ decoder's link."""
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skvae import AutoencoderTransformer, VAETransformer
+from skvae._neighbors import PAIR_NOISE
 from skvae._networks import GaussianEncoder, NetworkConfig, mlp
 
 
@@ -100,6 +102,40 @@ def test_the_encoder_reads_noise_only_while_training(input_noise):
     else:
         assert torch.std(noisy - x).item() == pytest.approx(input_noise, rel=0.05)
         assert torch.mean(noisy - x).abs().item() < 0.05
+
+
+def test_pairs_noise_is_each_pairs_spacing_and_only_on_paired_batches():
+    config = NetworkConfig(
+        n_features=50,
+        hidden_layer_sizes=(4,),
+        n_components=2,
+        activation="relu",
+        input_noise="pairs",
+    )
+    rows = torch.zeros(4, 50)
+    # Each row's neighbour is 0.1, 1, 10 or 100 away in every feature.
+    spacing = torch.tensor([0.1, 1.0, 10.0, 100.0])
+    x = torch.cat([rows, rows + spacing[:, None]])
+    generator = torch.Generator().manual_seed(0)
+    assert config.encoder_input(x, generator, training=False, paired=True) is x
+    assert config.encoder_input(x, generator, training=True, paired=False) is x
+    noise = config.encoder_input(x, generator, training=True, paired=True) - x
+    expected = PAIR_NOISE * spacing.repeat(2)
+    np.testing.assert_allclose(noise.std(dim=1) / expected, 1, atol=0.3)
+
+
+@pytest.mark.parametrize(
+    ("n_features", "input_noise", "expected"),
+    [(16, "auto", "pairs"), (15, "auto", 0.0), (64, 0.3, 0.3), (64, 0, 0)],
+)
+def test_auto_noise_jitters_pairs_of_data_of_16_features_or_more(
+    n_features, input_noise, expected
+):
+    X = np.random.default_rng(0).normal(size=(40, n_features))
+    vae = VAETransformer(input_noise=input_noise, max_iter=1, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        vae.fit(X)
+    assert vae._config.input_noise == expected
 
 
 @pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])

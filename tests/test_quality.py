@@ -123,6 +123,22 @@ def test_input_noise_makes_codes_of_new_digits_keep_their_neighbours(Estimator, 
     # Without the neighbour term: with it in both fits the noise no longer
     # adds 0.02 (design notes, "A default weight").
     params = dict(n_components=2, max_iter=100, neighbor_weight=0, random_state=0)
-    clean = Estimator(**params).fit(X_train)
+    clean = Estimator(**params, input_noise=0).fit(X_train)
     noisy = Estimator(**params, input_noise=0.5).fit(X_train)
     assert knn_accuracy(noisy, split) >= knn_accuracy(clean, split) + 0.02
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
+def test_default_noise_on_the_pairs_makes_new_digits_keep_their_neighbours(
+    Estimator,
+):
+    """input_noise="auto" (noise of half each pair's spacing, with the
+    neighbour term) against no noise, both at the defaults otherwise: the
+    test 5-NN of the 2-D codes on this split, 0.89 without, 0.94 with (-0.002
+    to +0.06 on splits 0 and 2, +0.03 on average; design notes)."""
+    X, y = load_digits(return_X_y=True)
+    split = train_test_split(X / 16, y, test_size=360, stratify=y, random_state=1)
+    auto = Estimator(n_components=2, random_state=1).fit(split[0])
+    clean = Estimator(n_components=2, input_noise=0, random_state=1).fit(split[0])
+    assert auto._config.input_noise == "pairs" and clean._config.input_noise == 0
+    assert knn_accuracy(auto, split) >= knn_accuracy(clean, split) + 0.03
