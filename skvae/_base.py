@@ -296,7 +296,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if self.neighbor_weight == "auto":
             settings["neighbor_weight"] = auto_weight(n_features, self.n_components)
         if self.input_noise == "auto":
-            settings["input_noise"] = auto_noise(n_features)
+            settings["input_noise"] = auto_noise(
+                n_features, settings["neighbor_weight"]
+            )
         return self._config_type(
             n_features=n_features,
             hidden_layer_sizes=self._hidden_layer_sizes(),

@@ -91,11 +91,13 @@ def auto_weight(n_features: int, n_components: int) -> float:
     return weight if weight >= AUTO_MIN_WEIGHT else 0.0
 
 
-def auto_noise(n_features: int) -> str | float:
+def auto_noise(n_features: int, neighbor_weight: float) -> str | float:
     """What ``input_noise="auto"`` stands for: ``"pairs"`` (``jitter_pairs``
-    on the term's pairs) on data at least ``AUTO_NOISE_MIN_FEATURES`` wide,
-    else no noise."""
-    return "pairs" if n_features >= AUTO_NOISE_MIN_FEATURES else 0.0
+    on the term's pairs) where the term is on and the data are at least
+    ``AUTO_NOISE_MIN_FEATURES`` wide, else no noise."""
+    if neighbor_weight and n_features >= AUTO_NOISE_MIN_FEATURES:
+        return "pairs"
+    return 0.0
 
 
 def jitter_pairs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

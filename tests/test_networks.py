@@ -125,14 +125,27 @@ def test_pairs_noise_is_each_pairs_spacing_and_only_on_paired_batches():
 
 
 @pytest.mark.parametrize(
-    ("n_features", "input_noise", "expected"),
-    [(16, "auto", "pairs"), (15, "auto", 0.0), (64, 0.3, 0.3), (64, 0, 0)],
+    ("n_features", "input_noise", "neighbor_weight", "expected"),
+    [
+        (16, "auto", "auto", "pairs"),
+        (15, "auto", "auto", 0.0),
+        (16, "auto", 0, 0.0),  # no term, no pairs to jitter
+        (200, "auto", "auto", 0.0),  # "auto" has no term there
+        (200, "auto", 0.5, "pairs"),
+        (64, 0.3, "auto", 0.3),
+        (64, 0, "auto", 0),
+    ],
 )
 def test_auto_noise_jitters_pairs_of_data_of_16_features_or_more(
-    n_features, input_noise, expected
+    n_features, input_noise, neighbor_weight, expected
 ):
     X = np.random.default_rng(0).normal(size=(40, n_features))
-    vae = VAETransformer(input_noise=input_noise, max_iter=1, random_state=0)
+    vae = VAETransformer(
+        input_noise=input_noise,
+        neighbor_weight=neighbor_weight,
+        max_iter=1,
+        random_state=0,
+    )
     with pytest.warns(ConvergenceWarning):
         vae.fit(X)
     assert vae._config.input_noise == expected
