@@ -16,7 +16,7 @@ cross-validated accuracy of a nearest-neighbours classifier on the codes.
 # -----------------
 # The 8x8 digits ship with scikit-learn: 1,797 images of 64 pixels. The
 # pipeline standardizes the pixels, encodes them with a VAE and classifies the
-# posterior means (what ``transform`` returns) with 5 nearest neighbours.
+# codes (what ``transform`` returns) with 5 nearest neighbours.
 import warnings
 
 from sklearn.datasets import load_digits

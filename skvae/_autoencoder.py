@@ -133,6 +133,29 @@ class AutoencoderTransformer(BaseAutoencoder):
         digits 0.87 at 0, 0.90 at ``"auto"`` and 0.92 at 1; on Fashion-MNIST
         larger weights cost: at 1 the test 5-NN fell from 0.746 to 0.713 and
         the reconstruction error rose. ``loss_curve_`` includes the term.
+    transform_neighbors : bool or "auto", default="auto"
+        Whether ``transform`` places each row among the codes of its nearest
+        training rows, as UMAP's ``transform`` does, rather than returning
+        the encoder's code. A fit then keeps its training rows (standardized; their
+        first 50 principal components if wider) and their codes;
+        ``transform`` finds a row's 15 nearest training rows and moves its
+        code from the encoder's to the nearest peak of their codes, the
+        closer rows weighing more (a mean shift under the neighbour term's
+        kernel). A network trained on a few thousand rows places new rows
+        between clusters where their neighbours lie on one side: on digits
+        (1,437 training rows) placing raised the test 5-NN accuracy of the 2-D
+        codes from 0.93 to 0.97 (UMAP's 0.977) and their trustworthiness
+        from 0.96 to 0.97, and lowered the error of decoding them.
+        ``"auto"`` places rows where the neighbour term trained the codes
+        (``neighbor_weight``) of data of 16 features or more; on narrower
+        tables the encoder's codes did as well or better (wine: 0.967
+        against 0.953 placed). ``True`` places rows after any fit on rows in
+        memory (not ``partial_fit`` nor streamed arrays); ``False`` keeps
+        nothing. Read again by ``transform``: set to ``False`` after a fit,
+        it returns the encoder's codes. The fitted model holds
+        ``n_samples x min(n_features, 50)`` more numbers; ``partial_fit``
+        drops them (its training moves the codes they were taken from).
+        ``inverse_transform`` does not use it.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as
         a probability, requires X in [0, 1] and decodes through a sigmoid.
@@ -241,6 +264,7 @@ class AutoencoderTransformer(BaseAutoencoder):
         activation="relu",
         input_noise="auto",
         neighbor_weight="auto",
+        transform_neighbors="auto",
         loss="squared_error",
         batch_size=256,
         max_iter="auto",
@@ -261,6 +285,7 @@ class AutoencoderTransformer(BaseAutoencoder):
             activation=activation,
             input_noise=input_noise,
             neighbor_weight=neighbor_weight,
+            transform_neighbors=transform_neighbors,
             batch_size=batch_size,
             max_iter=max_iter,
             learning_rate_init=learning_rate_init,

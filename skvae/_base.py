@@ -33,7 +33,15 @@ from ._device import (
     seeded_build,
     to_cpu,
 )
-from ._neighbors import NeighborBatches, auto_noise, auto_weight, neighbor_graph
+from ._neighbors import (
+    NeighborBatches,
+    auto_noise,
+    auto_transform_neighbors,
+    auto_weight,
+    neighbor_codes,
+    neighbor_graph,
+    place_codes,
+)
 from ._networks import ACTIVATIONS, NetworkConfig
 from ._scaling import mean_and_scale, standardize, without_far_rows
 from ._streaming import (
@@ -127,6 +135,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="left"),
         ],
+        "transform_neighbors": ["boolean", StrOptions({"auto"})],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -156,6 +165,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         activation,
         input_noise,
         neighbor_weight,
+        transform_neighbors,
         batch_size,
         max_iter,
         learning_rate_init,
@@ -174,6 +184,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.activation = activation
         self.input_noise = input_noise
         self.neighbor_weight = neighbor_weight
+        self.transform_neighbors = transform_neighbors
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.learning_rate_init = learning_rate_init
@@ -340,6 +351,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             # instead of them. Streamed rows, read a buffer at a time, keep
             # them in training.
             X = without_far_rows(X)
+        self._check_transform_neighbors(X, incremental)
         if first_call:
             if not config.standardizes:
                 mean, scale = np.zeros(X.shape[1]), 1.0
@@ -421,7 +433,41 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if history.validation_scores:
             self.validation_scores_ = list(history.validation_scores)
             self.best_validation_score_ = history.best_validation_score
+        self._neighbor_codes = self._keep_neighbor_codes(data, incremental, rng)
         self._after_fit()
+
+    def _check_transform_neighbors(self, X, incremental: bool) -> None:
+        if self.transform_neighbors is True and (
+            incremental or isinstance(X, StreamedArray)
+        ):
+            raise ValueError(
+                "transform_neighbors=True needs a fit on rows in memory, whose "
+                "codes transform places new rows among; partial_fit and arrays "
+                "streamed from disk or dask train with transform_neighbors=False "
+                "or 'auto' (which leaves them out)."
+            )
+
+    def _keep_neighbor_codes(self, data, incremental: bool, rng) -> dict | None:
+        """The training rows and their codes, for ``transform`` to place new rows.
+
+        Kept by a fit on rows in memory with ``transform_neighbors=True``, or
+        ``"auto"`` where the neighbour term trained the codes of data of 16
+        features or more; None otherwise, and after ``partial_fit``, which
+        moves the codes they were taken from.
+        """
+        wanted = self.transform_neighbors
+        if wanted == "auto":
+            wanted = auto_transform_neighbors(self.n_features_in_, data.paired)
+        if not wanted or incremental:
+            return None
+        rows = (data.plain if data.paired else data).X.cpu().numpy()
+        encoder = inference_copy(
+            self.encoder_, inference_device(self.device), rows.dtype
+        )
+        codes = self._batched(
+            lambda x: self._encode(x, encoder), rows, self.n_components_
+        )
+        return neighbor_codes(rows, codes, rng.randint(np.iinfo(np.int32).max))
 
     def _pairs(self, X, config: NetworkConfig, incremental: bool) -> bool:
         """Whether this call trains on rows paired with their neighbours.
@@ -549,6 +595,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def transform(self, X):
         """Encode X into the latent space.
 
+        The encoder's codes, each moved to the densest point of its nearest
+        training rows' codes where the fit kept them (``transform_neighbors``).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -569,10 +618,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Standardize batch by batch in torch, in X's precision (exact enough:
         # subtracting the float32-rounded mean adds at most X's own rounding).
         mean = torch.as_tensor(self.mean_, dtype=TORCH_DTYPES[X.dtype], device=device)
-        return self._batched(
+        codes = self._batched(
             lambda x: self._encode(torch.sub(x, mean).div_(self.scale_), encoder),
             X,
             self.n_components_,
+        )
+        if self._neighbor_codes is None or self.transform_neighbors is False:
+            return codes
+        return place_codes(
+            standardize(X, self.mean_, self.scale_, X.dtype),
+            codes,
+            self._neighbor_codes,
         )
 
     def inverse_transform(self, X):

@@ -13,7 +13,10 @@ adds it; 3 adds ``input_noise`` to the parameters and the description (files
 of versions 1 and 2 load with 0, their training had none); 4 adds
 ``neighbor_weight`` likewise (earlier files load with 0); 5 lets the
 description's ``input_noise`` be ``"pairs"`` (``input_noise="auto"``), which
-readers of version 4 would take for a number. ``load_model`` reads all five.
+readers of version 4 would take for a number; 6 adds ``transform_neighbors``
+and the training rows' codes that ``transform`` places new rows among (earlier
+files load with ``transform_neighbors=False``: their ``transform`` was the
+encoder's). ``load_model`` reads all six.
 """
 
 import dataclasses
@@ -31,12 +34,13 @@ from torch import nn
 
 from ._autoencoder import AutoencoderTransformer
 from ._base import BaseAutoencoder, build_model
+from ._neighbors import check_neighbor_codes
 from ._training import History
 from ._vae import VAETransformer
 
 FORMAT = "skvae-model"
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 # The classes load_model may build: a file names one, it cannot name others.
 ESTIMATORS = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
@@ -182,6 +186,7 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         # 3 without noise, whatever the defaults are when they load.
         params.setdefault("neighbor_weight", 0.0)
         params.setdefault("input_noise", 0.0)
+        params.setdefault("transform_neighbors", False)
         estimator = cls(**params)
         estimator._validate_params()
         attributes = data["attributes"]
@@ -207,6 +212,9 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         if missing:
             raise ValueError(f"missing fitted attributes {missing}")
         _check_scaling(attributes, config.n_features)
+        neighbor_codes = attributes.setdefault("_neighbor_codes", None)
+        if neighbor_codes is not None:
+            check_neighbor_codes(neighbor_codes, config.n_features, config.n_components)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"The skvae model file is inconsistent: {error}") from error
     vars(estimator).update(attributes)

@@ -202,9 +202,11 @@ class VAETransformer(BaseAutoencoder):
     ``n_components`` latent dimensions; the decoder maps a latent point to the
     mean of p(x | z). Both are trained with Adam on the evidence lower bound
     (ELBO) with a standard normal prior (or a heavy-tailed Student-t,
-    ``prior="student_t"``). ``transform`` returns the posterior mean, so it
-    is deterministic; ``sample`` draws new data from the prior and
-    ``score_samples`` gives a per-sample log-likelihood bound.
+    ``prior="student_t"``). ``transform`` returns the posterior mean, for
+    2-D maps placed among the codes of the nearest training rows
+    (``transform_neighbors``); it is deterministic. ``sample`` draws new data
+    from the prior and ``score_samples`` gives a per-sample log-likelihood
+    bound.
 
     The Gaussian likelihood learns its noise variance (``noise_variance_``),
     which balances reconstruction against the KL term whatever the data's
@@ -268,6 +270,29 @@ class VAETransformer(BaseAutoencoder):
         larger weights cost: at 1 the test 5-NN fell from 0.746 to 0.713 and
         the reconstruction error rose. ``score_samples`` stays a bound on
         the log-likelihood; ``loss_curve_`` includes the term.
+    transform_neighbors : bool or "auto", default="auto"
+        Whether ``transform`` places each row among the codes of its nearest
+        training rows, as UMAP's ``transform`` does, rather than returning
+        the posterior mean. A fit then keeps its training rows (standardized; their
+        first 50 principal components if wider) and their codes;
+        ``transform`` finds a row's 15 nearest training rows and moves its
+        code from the encoder's to the nearest peak of their codes, the
+        closer rows weighing more (a mean shift under the neighbour term's
+        kernel). A network trained on a few thousand rows places new rows
+        between clusters where their neighbours lie on one side: on digits
+        (1,437 training rows) placing raised the test 5-NN accuracy of the 2-D
+        codes from 0.93 to 0.97 (UMAP's 0.977) and their trustworthiness
+        from 0.96 to 0.97, and lowered the error of decoding them.
+        ``"auto"`` places rows where the neighbour term trained the codes
+        (``neighbor_weight``) of data of 16 features or more; on narrower
+        tables the encoder's codes did as well or better (wine: 0.967
+        against 0.953 placed). ``True`` places rows after any fit on rows in
+        memory (not ``partial_fit`` nor streamed arrays); ``False`` keeps
+        nothing. Read again by ``transform``: set to ``False`` after a fit,
+        it returns the encoder's codes. The fitted model holds
+        ``n_samples x min(n_features, 50)`` more numbers; ``partial_fit``
+        drops them (its training moves the codes they were taken from).
+        ``inverse_transform``, ``sample`` and ``score_samples`` do not use it.
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
         more prior-like latent space).
@@ -411,6 +436,7 @@ class VAETransformer(BaseAutoencoder):
         activation="relu",
         input_noise="auto",
         neighbor_weight="auto",
+        transform_neighbors="auto",
         beta=1.0,
         likelihood="gaussian",
         prior="normal",
@@ -433,6 +459,7 @@ class VAETransformer(BaseAutoencoder):
             activation=activation,
             input_noise=input_noise,
             neighbor_weight=neighbor_weight,
+            transform_neighbors=transform_neighbors,
             batch_size=batch_size,
             max_iter=max_iter,
             learning_rate_init=learning_rate_init,

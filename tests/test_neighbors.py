@@ -1,5 +1,6 @@
 """The neighbour graph, the neighbour term and the paired batches
-(``neighbor_weight``), and how the estimators use them."""
+(``neighbor_weight``), the placement of new rows among their training
+neighbours' codes (``transform_neighbors``), and how the estimators use them."""
 
 import math
 import warnings
@@ -20,9 +21,12 @@ from skvae import VAETransformer
 from skvae._base import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._neighbors import (
     N_NEIGHBORS,
+    PROJECTION_DIMS,
     NeighborBatches,
+    neighbor_codes,
     neighbor_graph,
     neighbor_loss,
+    place_codes,
 )
 from skvae._training import TensorBatches
 from tests._helpers import SMALL, data, outputs
@@ -100,6 +104,102 @@ def test_term_has_finite_gradients_when_codes_coincide():
     loss.backward()
     assert math.isfinite(loss.item())
     assert torch.isfinite(codes.grad).all()
+
+
+# -- placing new rows --------------------------------------------------------------
+
+
+def two_groups(n_per_group=20, seed=0):
+    """Rows of two far-apart groups in 4 features, and codes of the groups at
+    (0, 0) and (5, 0)."""
+    rng = np.random.RandomState(seed)
+    rows = np.vstack(
+        [rng.normal(0, 0.1, (n_per_group, 4)), rng.normal(10, 0.1, (20, 4))]
+    )
+    codes = np.repeat([[0.0, 0.0], [5.0, 0.0]], n_per_group, axis=0)
+    codes += rng.normal(0, 0.05, codes.shape)
+    return rows.astype(np.float32), codes.astype(np.float32)
+
+
+def test_a_new_row_placed_between_the_groups_moves_to_its_neighbours_codes():
+    rows, codes = two_groups()
+    state = neighbor_codes(rows, codes, random_state=0)
+    new = np.zeros((2, 4))
+    new[1] += 10.0  # one row beside each group
+    # The encoder put both halfway between the groups.
+    between = np.array([[2.0, 0.5], [3.0, -0.5]])
+    placed = place_codes(new, between, state)
+    assert placed.dtype == between.dtype
+    np.testing.assert_allclose(placed, [[0.0, 0.0], [5.0, 0.0]], atol=0.1)
+
+
+def test_a_row_is_placed_the_same_alone_or_among_others():
+    rows, codes = two_groups()
+    state = neighbor_codes(rows, codes, random_state=0)
+    new = np.random.RandomState(1).normal(5, 4, (12, 4)).astype(np.float32)
+    start = np.random.RandomState(2).normal(2, 2, (12, 2)).astype(np.float32)
+    together = place_codes(new, start, state)
+    alone = [place_codes(new[i : i + 1], start[i : i + 1], state) for i in range(12)]
+    np.testing.assert_allclose(np.vstack(alone), together, rtol=1e-5, atol=1e-6)
+
+
+def test_rows_out_of_reach_keep_the_encoders_code():
+    rows, codes = two_groups()
+    state = neighbor_codes(rows, codes, random_state=0)
+    new = np.array([[np.inf, 0, 0, 0], [0, 0, 0, 0.0]])
+    start = np.array([[1.0, 1.0], [np.nan, 1.0]])
+    placed = place_codes(new, start, state)
+    np.testing.assert_array_equal(placed[0], start[0])
+    assert np.isnan(placed[1, 0])
+
+
+def test_wide_rows_are_placed_in_their_principal_components():
+    X = data(80, PROJECTION_DIMS + 10).astype(np.float32)
+    state = neighbor_codes(X, data(80, 2), random_state=0)
+    assert state["rows"].shape == (80, PROJECTION_DIMS)
+    assert state["components"].shape == (PROJECTION_DIMS, PROJECTION_DIMS + 10)
+    assert place_codes(X[:3], data(3, 2), state).shape == (3, 2)
+
+
+def test_auto_places_new_rows_where_the_term_trained_codes_of_16_features(Estimator):
+    X, new = data(60, 16), data(20, 16, seed=1)
+    auto = Estimator(**SMALL).fit(X)  # the term: 2-D codes of 16 features
+    state = auto._neighbor_codes
+    assert state["rows"].shape == (60, 16) and state["codes"].shape == (60, 2)
+    encoder_codes = auto.set_params(transform_neighbors=False).transform(new)
+    placed = auto.set_params(transform_neighbors="auto").transform(new)
+    assert not np.allclose(placed, encoder_codes)
+    np.testing.assert_array_equal(
+        placed, place_codes((new - auto.mean_) / auto.scale_, encoder_codes, state)
+    )
+    # "auto" keeps nothing without the term, or on narrower data: transform
+    # is the encoder's.
+    assert Estimator(**SMALL, neighbor_weight=0).fit(X)._neighbor_codes is None
+    assert Estimator(**SMALL).fit(X[:, :15])._neighbor_codes is None
+    # True keeps them in both cases.
+    for forced in (
+        Estimator(**SMALL, neighbor_weight=0, transform_neighbors=True).fit(X),
+        Estimator(**SMALL, transform_neighbors=True).fit(X[:, :15]),
+    ):
+        assert forced._neighbor_codes["codes"].shape == (60, 2)
+
+
+def test_partial_fit_keeps_no_codes_and_refuses_true(Estimator):
+    X = data(40, 16)
+    estimator = Estimator(**SMALL).fit(X)
+    assert estimator._neighbor_codes is not None
+    # Training on moves the codes the fit kept.
+    assert estimator.partial_fit(X)._neighbor_codes is None
+    with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
+        Estimator(**SMALL, transform_neighbors=True).partial_fit(X)
+
+
+def test_streamed_data_with_transform_neighbors_true_is_refused(Estimator):
+    dask_array = pytest.importorskip("dask.array")
+    X = dask_array.from_array(data(40), chunks=10)
+    params = dict(SMALL, neighbor_weight=0, transform_neighbors=True)
+    with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
+        Estimator(**params).fit(X)
 
 
 # -- the batches -------------------------------------------------------------------

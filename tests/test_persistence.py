@@ -67,6 +67,18 @@ def test_save_model_round_trip_is_identical(Estimator, early_stopping, tmp_path)
     assert_same_outputs(outputs(loaded, frame), outputs(estimator, frame))
 
 
+def test_save_model_round_trip_keeps_the_training_codes_transform_places_among(
+    Estimator, tmp_path
+):
+    X = data(60, 16)  # wide enough for transform_neighbors="auto"
+    estimator = Estimator(**SMALL).fit(X)
+    save_model(estimator, tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.pt")
+    for name, array in estimator._neighbor_codes.items():
+        np.testing.assert_array_equal(loaded._neighbor_codes[name], array)
+    assert_same_outputs(outputs(loaded, X), outputs(estimator, X))
+
+
 def test_save_model_round_trip_with_numpy_scalar_parameters(Estimator):
     # As GridSearchCV passes them from a grid such as np.arange(2, 5).
     estimator = Estimator(**SMALL, n_components=np.int64(3)).fit(X_SMALL)
@@ -305,6 +317,16 @@ def _ndarray(array) -> dict:
     return {"__ndarray__": torch.from_numpy(np.asarray(array, dtype=np.float64))}
 
 
+def _neighbor_codes(n_rows, width, n_codes, n_components=2) -> dict:
+    """Training rows and codes as a model file stores them, without projection."""
+    return {
+        "rows": _ndarray(np.zeros((n_rows, width))),
+        "codes": _ndarray(np.zeros((n_codes, n_components))),
+        "center": None,
+        "components": None,
+    }
+
+
 CRAFTED = {
     # Not a model file's layout.
     "other_dict": (lambda c: {"weights": torch.ones(3)}, "not an skvae model"),
@@ -364,6 +386,19 @@ CRAFTED = {
     "scale_nan": (_set("attributes", "scale_", value=float("nan")), "scale_ is nan"),
     "scale_inf": (_set("attributes", "scale_", value=float("inf")), "scale_ is inf"),
     "scale_string": (_set("attributes", "scale_", value="1.0"), "scale_ is '1.0'"),
+    # Training rows and codes that transform could not place rows among.
+    "neighbor_codes_not_dict": (
+        _set("attributes", "_neighbor_codes", value=[1, 2]),
+        "not a dict",
+    ),
+    "neighbor_rows_too_narrow": (
+        _set("attributes", "_neighbor_codes", value=_neighbor_codes(4, 3, 2)),
+        "5 columns",
+    ),
+    "neighbor_codes_too_few": (
+        _set("attributes", "_neighbor_codes", value=_neighbor_codes(4, 5, 3, 2)),
+        "not 4 x 2",
+    ),
 }
 
 
