@@ -141,18 +141,21 @@ class AutoencoderTransformer(BaseAutoencoder):
         ``transform`` finds a row's 15 nearest training rows and moves its
         code from the encoder's to the nearest peak of their codes, the
         closer rows weighing more (a mean shift under the neighbour term's
-        kernel). A network trained on a few thousand rows places new rows
-        between clusters where their neighbours lie on one side: on digits
-        (1,437 training rows) placing raised the test 5-NN accuracy of the 2-D
-        codes from 0.93 to 0.97 (UMAP's 0.977) and their trustworthiness
-        from 0.96 to 0.97, and lowered the error of decoding them.
-        ``"auto"`` places rows where the neighbour term trained the codes
-        (``neighbor_weight``) of data of 16 features or more; on narrower
-        tables the encoder's codes did as well or better (wine: 0.967
-        against 0.953 placed). ``True`` places rows after any fit on rows in
-        memory (not ``partial_fit`` nor streamed arrays); ``False`` keeps
-        nothing. Read again by ``transform``: set to ``False`` after a fit,
-        it returns the encoder's codes. The fitted model holds
+        kernel). A network places new rows between clusters where their
+        neighbours lie on one side: on digits (1,437 training rows) placing
+        raised the test 5-NN accuracy of the 2-D codes from 0.93 to 0.97
+        (UMAP's 0.977) and their trustworthiness from 0.96 to 0.97; on
+        Fashion-MNIST (60,000 rows) from 0.74 to 0.76 and from 0.976 to
+        0.981; decoding the placed codes had a lower error on both.
+        ``"auto"`` places rows for 2-D codes (maps) of data of 16 features
+        or more and at most 100,000 rows (beyond, each search costs more
+        than encoding the row many times over, and the model would keep
+        them all); on narrower tables the encoder's codes did as well or
+        better (wine: 0.967 against 0.953 placed). ``True`` places rows
+        after any fit on rows in memory (not ``partial_fit`` nor streamed
+        arrays); ``False`` keeps nothing. Read again by ``transform``: set
+        to ``False`` after a fit, it returns the encoder's codes. The fitted
+        model holds
         ``n_samples x min(n_features, 50)`` more numbers; ``partial_fit``
         drops them (its training moves the codes they were taken from).
         ``inverse_transform`` does not use it.

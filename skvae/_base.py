@@ -433,12 +433,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if history.validation_scores:
             self.validation_scores_ = list(history.validation_scores)
             self.best_validation_score_ = history.best_validation_score
-        self._neighbor_codes = self._keep_neighbor_codes(data, incremental, rng)
+        self._neighbor_codes = self._keep_neighbor_codes(X, data, incremental, rng)
         self._after_fit()
 
     def _check_transform_neighbors(self, X, incremental: bool) -> None:
-        if self.transform_neighbors is True and (
-            incremental or isinstance(X, StreamedArray)
+        forced = not isinstance(self.transform_neighbors, str)  # not "auto"
+        if (
+            forced
+            and self.transform_neighbors
+            and (incremental or isinstance(X, StreamedArray))
         ):
             raise ValueError(
                 "transform_neighbors=True needs a fit on rows in memory, whose "
@@ -447,20 +450,23 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "or 'auto' (which leaves them out)."
             )
 
-    def _keep_neighbor_codes(self, data, incremental: bool, rng) -> dict | None:
+    def _keep_neighbor_codes(self, X, data, incremental: bool, rng) -> dict | None:
         """The training rows and their codes, for ``transform`` to place new rows.
 
         Kept by a fit on rows in memory with ``transform_neighbors=True``, or
-        ``"auto"`` where the neighbour term trained the codes of data of 16
-        features or more; None otherwise, and after ``partial_fit``, which
-        moves the codes they were taken from.
+        ``"auto"`` for 2-D codes of up to 100,000 rows of 16 features or
+        more; None otherwise, and after ``partial_fit``, which moves the
+        codes they were taken from.
         """
-        wanted = self.transform_neighbors
-        if wanted == "auto":
-            wanted = auto_transform_neighbors(self.n_features_in_, data.paired)
-        if not wanted or incremental:
+        if incremental or isinstance(X, StreamedArray):
             return None
-        rows = (data.plain if data.paired else data).X.cpu().numpy()
+        rows = (data.plain if data.paired else data).X  # the standardized rows
+        wanted = self.transform_neighbors
+        if isinstance(wanted, str):  # "auto"
+            wanted = auto_transform_neighbors(*rows.shape, self.n_components_)
+        if not wanted:
+            return None
+        rows = rows.cpu().numpy()
         encoder = inference_copy(
             self.encoder_, inference_device(self.device), rows.dtype
         )
@@ -623,7 +629,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X,
             self.n_components_,
         )
-        if self._neighbor_codes is None or self.transform_neighbors is False:
+        if self._neighbor_codes is None or not self.transform_neighbors:
             return codes
         return place_codes(
             standardize(X, self.mean_, self.scale_, X.dtype),

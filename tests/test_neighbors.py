@@ -161,27 +161,37 @@ def test_wide_rows_are_placed_in_their_principal_components():
     assert place_codes(X[:3], data(3, 2), state).shape == (3, 2)
 
 
-def test_auto_places_new_rows_where_the_term_trained_codes_of_16_features(Estimator):
+def test_auto_places_new_rows_of_2d_maps_of_16_features_or_more(Estimator):
     X, new = data(60, 16), data(20, 16, seed=1)
-    auto = Estimator(**SMALL).fit(X)  # the term: 2-D codes of 16 features
+    auto = Estimator(**SMALL).fit(X)
     state = auto._neighbor_codes
     assert state["rows"].shape == (60, 16) and state["codes"].shape == (60, 2)
     encoder_codes = auto.set_params(transform_neighbors=False).transform(new)
+    np.testing.assert_array_equal(
+        auto.set_params(transform_neighbors=np.False_).transform(new), encoder_codes
+    )
     placed = auto.set_params(transform_neighbors="auto").transform(new)
     assert not np.allclose(placed, encoder_codes)
     np.testing.assert_array_equal(
         placed, place_codes((new - auto.mean_) / auto.scale_, encoder_codes, state)
     )
-    # "auto" keeps nothing without the term, or on narrower data: transform
-    # is the encoder's.
-    assert Estimator(**SMALL, neighbor_weight=0).fit(X)._neighbor_codes is None
+    # With or without the neighbour term.
+    plain = Estimator(**SMALL, neighbor_weight=0).fit(X)
+    assert plain._neighbor_codes["codes"].shape == (60, 2)
+    # "auto" keeps nothing on narrower data, for codes of other sizes, or
+    # above PLACEMENT_MAX_ROWS training rows (whose search would be slow).
     assert Estimator(**SMALL).fit(X[:, :15])._neighbor_codes is None
-    # True keeps them in both cases.
+    assert Estimator(3, **SMALL).fit(X)._neighbor_codes is None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(skvae._neighbors, "PLACEMENT_MAX_ROWS", 59)
+        assert Estimator(**SMALL).fit(X)._neighbor_codes is None
+    # True keeps them in all these cases.
     for forced in (
-        Estimator(**SMALL, neighbor_weight=0, transform_neighbors=True).fit(X),
         Estimator(**SMALL, transform_neighbors=True).fit(X[:, :15]),
+        Estimator(3, **SMALL, transform_neighbors=True).fit(X),
     ):
-        assert forced._neighbor_codes["codes"].shape == (60, 2)
+        assert forced._neighbor_codes["codes"].shape == (60, forced.n_components)
+    assert Estimator(**SMALL, transform_neighbors=False).fit(X)._neighbor_codes is None
 
 
 def test_partial_fit_keeps_no_codes_and_refuses_true(Estimator):
@@ -190,13 +200,15 @@ def test_partial_fit_keeps_no_codes_and_refuses_true(Estimator):
     assert estimator._neighbor_codes is not None
     # Training on moves the codes the fit kept.
     assert estimator.partial_fit(X)._neighbor_codes is None
-    with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
-        Estimator(**SMALL, transform_neighbors=True).partial_fit(X)
+    for true in (True, np.True_):  # as from a parameter grid
+        with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
+            Estimator(**SMALL, transform_neighbors=true).partial_fit(X)
 
 
-def test_streamed_data_with_transform_neighbors_true_is_refused(Estimator):
+def test_streamed_data_keeps_no_codes_and_refuses_true(Estimator):
     dask_array = pytest.importorskip("dask.array")
-    X = dask_array.from_array(data(40), chunks=10)
+    X = dask_array.from_array(data(40, 16), chunks=10)
+    assert Estimator(**SMALL).fit(X)._neighbor_codes is None
     params = dict(SMALL, neighbor_weight=0, transform_neighbors=True)
     with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
         Estimator(**params).fit(X)

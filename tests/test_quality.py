@@ -54,7 +54,9 @@ def test_vae_student_t_prior_also_well_above_pca_with_wider_codes(vae, pca, spli
     assert knn_accuracy(student_t, split) >= knn_accuracy(pca, split) + 0.10
 
     def median_radius(prior):
-        model = VAETransformer(2, prior=prior, neighbor_weight=0, random_state=0)
+        model = VAETransformer(
+            2, prior=prior, neighbor_weight=0, transform_neighbors=False, random_state=0
+        )
         return np.median(np.linalg.norm(model.fit(X_train).transform(X_test), axis=1))
 
     # Without the neighbour term, the heavy-tailed prior lets the codes
@@ -122,7 +124,13 @@ def test_input_noise_makes_codes_of_new_digits_keep_their_neighbours(Estimator, 
     X_train = split[0]
     # Without the neighbour term: with it in both fits the noise no longer
     # adds 0.02 (design notes, "A default weight").
-    params = dict(n_components=2, max_iter=100, neighbor_weight=0, random_state=0)
+    params = dict(
+        n_components=2,
+        max_iter=100,
+        neighbor_weight=0,
+        transform_neighbors=False,  # the encoder's codes
+        random_state=0,
+    )
     clean = Estimator(**params, input_noise=0).fit(X_train)
     noisy = Estimator(**params, input_noise=0.5).fit(X_train)
     assert knn_accuracy(noisy, split) >= knn_accuracy(clean, split) + 0.02

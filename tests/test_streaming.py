@@ -119,9 +119,12 @@ def test_reads_a_buffer_at_a_time(tmp_path, monkeypatch):
 
 def test_memmap_fit_matches_in_memory_quality(tmp_path, digits, Estimator):
     X = digits[0].astype(np.float32)
-    # The same objective on both sides: "auto" trains rows in memory with the
-    # neighbour term and its noise, which streamed arrays leave out.
-    params = dict(max_iter=30, neighbor_weight=0, random_state=0)
+    # The same objective and transform on both sides: "auto" trains rows in
+    # memory with the neighbour term and its noise, and places new rows among
+    # the training rows' codes, which streamed arrays leave out.
+    params = dict(
+        max_iter=30, neighbor_weight=0, transform_neighbors=False, random_state=0
+    )
     in_memory = Estimator(**params).fit(X)
     streamed = Estimator(**params, buffer_size=300 * 64 * 4).fit(memmap(tmp_path, X))
     np.testing.assert_allclose(streamed.mean_, in_memory.mean_, rtol=1e-6)
