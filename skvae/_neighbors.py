@@ -155,16 +155,17 @@ def jitter_pairs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def search_space(X: np.ndarray, random_state: int):
-    """``(center, components)`` of the space neighbours are searched in.
+    """X in the space neighbours are searched in, and ``(center, components)``.
 
     The first ``PROJECTION_DIMS`` principal components of wider rows (where
-    there are more rows than that, too), else ``(None, None)``: the rows.
+    there are more rows than that, too), else X itself and ``(None, None)``.
+    New rows go into that space with ``_project``.
     """
     if min(X.shape) <= PROJECTION_DIMS:
-        return None, None
+        return X, (None, None)
     pca = PCA(PROJECTION_DIMS, svd_solver="randomized", random_state=random_state)
-    pca.fit(X)
-    return pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
+    projected = pca.fit_transform(X)
+    return projected, (pca.mean_.astype(np.float32), pca.components_.astype(np.float32))
 
 
 def _project(X: np.ndarray, center, components) -> np.ndarray:
@@ -178,7 +179,7 @@ def neighbor_graph(X: np.ndarray, random_state: int) -> np.ndarray:
     Euclidean distances, in the ``search_space`` of X.
     """
     n_samples = len(X)
-    X = _project(X, *search_space(X, random_state))
+    X, _ = search_space(X, random_state)
     k = min(N_NEIGHBORS, n_samples - 1)
     if n_samples > EXACT_MAX_ROWS:
         try:
@@ -201,9 +202,9 @@ def neighbor_codes(X: np.ndarray, codes: np.ndarray, random_state: int) -> dict:
     ``codes``, their codes (float32); ``center`` and ``components``, the
     projection into that space, or None.
     """
-    center, components = search_space(X, random_state)
+    rows, (center, components) = search_space(X, random_state)
     return {
-        "rows": np.ascontiguousarray(_project(X, center, components), np.float32),
+        "rows": np.ascontiguousarray(rows, np.float32),
         "codes": np.ascontiguousarray(codes, dtype=np.float32),
         "center": center,
         "components": components,
