@@ -136,8 +136,9 @@ class AutoencoderTransformer(BaseAutoencoder):
     transform_neighbors : bool or "auto", default="auto"
         Whether ``transform`` places each row among the codes of its nearest
         training rows, as UMAP's ``transform`` does, rather than returning
-        the encoder's code. A fit then keeps its training rows (standardized; their
-        first 50 principal components if wider) and their codes;
+        the encoder's code. A fit then keeps its training rows
+        (standardized; their first 50 principal components if wider) and
+        their codes;
         ``transform`` finds a row's 15 nearest training rows and moves its
         code from the encoder's to the nearest peak of their codes, the
         closer rows weighing more (a mean shift under the neighbour term's
@@ -155,9 +156,9 @@ class AutoencoderTransformer(BaseAutoencoder):
         after any fit on rows in memory (not ``partial_fit`` nor streamed
         arrays); ``False`` keeps nothing. Read again by ``transform``: set
         to ``False`` after a fit, it returns the encoder's codes. The fitted
-        model holds
-        ``n_samples x min(n_features, 50)`` more numbers; ``partial_fit``
-        drops them (its training moves the codes they were taken from).
+        model holds ``n_samples x min(n_features, 50)`` more numbers;
+        ``partial_fit`` drops them (its training moves the codes they were
+        taken from).
         ``inverse_transform`` does not use it.
     loss : {"squared_error", "binary_crossentropy"}, default="squared_error"
         Reconstruction loss. ``"binary_crossentropy"`` treats each feature as

@@ -237,7 +237,7 @@ def place_codes(X: np.ndarray, codes: np.ndarray, state: dict) -> np.ndarray:
     """The codes of X moved to where their training neighbours' codes are densest.
 
     ``X`` holds standardized rows and ``codes`` the encoder's codes of them;
-    ``state`` comes from ``neighbor_codes``. Each row's ``N_NEIGHBORS``
+    ``state`` comes from ``neighbor_codes``. Each row's ``PLACEMENT_NEIGHBORS``
     nearest training rows (in the fit's search space) vote with UMAP's
     smooth-k-nearest-neighbour weight, ``exp(-(d - d_1) / sigma)`` (``d_1``
     the nearest distance, ``sigma`` the mean of ``d - d_1``), and the code

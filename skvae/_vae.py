@@ -293,9 +293,9 @@ class VAETransformer(BaseAutoencoder):
         after any fit on rows in memory (not ``partial_fit`` nor streamed
         arrays); ``False`` keeps nothing. Read again by ``transform``: set
         to ``False`` after a fit, it returns the encoder's codes. The fitted
-        model holds
-        ``n_samples x min(n_features, 50)`` more numbers; ``partial_fit``
-        drops them (its training moves the codes they were taken from).
+        model holds ``n_samples x min(n_features, 50)`` more numbers;
+        ``partial_fit`` drops them (its training moves the codes they were
+        taken from).
         ``inverse_transform``, ``sample`` and ``score_samples`` do not use it.
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
