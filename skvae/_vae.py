@@ -275,16 +275,21 @@ class VAETransformer(BaseAutoencoder):
         training rows, as UMAP's ``transform`` does, rather than returning
         the posterior mean. A fit then keeps its training rows
         (standardized; their first 50 principal components if wider) and
-        their codes;
-        ``transform`` finds a row's 15 nearest training rows and moves its
-        code from the encoder's to the nearest peak of their codes, the
-        closer rows weighing more (a mean shift under the neighbour term's
-        kernel). A network places new rows between clusters where their
-        neighbours lie on one side: on digits (1,437 training rows) placing
-        raised the test 5-NN accuracy of the 2-D codes from 0.93 to 0.97
-        (UMAP's 0.977) and their trustworthiness from 0.96 to 0.97; on
-        Fashion-MNIST (60,000 rows) from 0.74 to 0.76 and from 0.976 to
-        0.981; decoding the placed codes had a lower error on both.
+        their codes, each moved toward the codes of the row's own nearest
+        training rows (twice; this sharpens the map's clusters where the
+        data's neighbourhoods agree). ``transform`` finds a row's 15 nearest
+        training rows and moves its code from the encoder's to the nearest
+        peak of their codes, the closer rows weighing more (a mean shift
+        under UMAP's kernel, read at 100 times the codes' spread, so any
+        scale of codes is placed alike). A network places new rows between
+        clusters where their neighbours lie on one side: on digits (1,437
+        training rows) placing raised the test 5-NN accuracy of the 2-D
+        codes from 0.93 to 0.97 (UMAP's 0.977); on Fashion-MNIST (60,000
+        rows) from 0.74 to 0.81 (t-SNE's 0.80) and the trustworthiness from
+        0.976 to 0.982, decoding as well as the encoder's codes. On small
+        tables the placed codes trade a little trustworthiness and decoding
+        for neighbours of the same class (breast cancer: trustworthiness
+        0.91 to 0.88, decoding error a third higher).
         ``"auto"`` places rows for 2-D codes (maps) of data of 16 features
         or more and at most 100,000 rows (beyond, each search costs more
         than encoding the row many times over, and the model would keep

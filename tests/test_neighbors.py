@@ -133,6 +133,38 @@ def test_a_new_row_placed_between_the_groups_moves_to_its_neighbours_codes():
     np.testing.assert_allclose(placed, [[0.0, 0.0], [5.0, 0.0]], atol=0.1)
 
 
+def test_the_fit_moves_a_training_code_that_sits_among_the_other_groups_codes():
+    rows, codes = two_groups()
+    stray = codes.copy()
+    stray[0] = [5.0, 0.0]  # row 0 lies in the first group, its code in the second
+    refined = neighbor_codes(rows, stray, random_state=0)["codes"]
+    np.testing.assert_allclose(refined[0], [0.0, 0.0], atol=0.1)
+    # The others stay with their groups (drawing a little closer together).
+    np.testing.assert_allclose(refined[1:20], np.zeros((19, 2)), atol=0.2)
+    np.testing.assert_allclose(refined[20:], np.tile([5.0, 0.0], (20, 1)), atol=0.2)
+
+
+def test_the_placement_reads_codes_relative_to_their_spread():
+    """Codes of any size are placed alike: 1,000 times larger codes are placed
+    1,000 times farther out."""
+    rows, codes = two_groups()
+    new = np.random.RandomState(1).normal(5, 4, (12, 4)).astype(np.float32)
+    start = np.random.RandomState(2).normal(2, 2, (12, 2))
+    small = place_codes(new, start, neighbor_codes(rows, codes, random_state=0))
+    large = place_codes(
+        new, 1000 * start, neighbor_codes(rows, 1000 * codes, random_state=0)
+    )
+    assert not np.allclose(small, start, atol=0.1)
+    np.testing.assert_allclose(large, 1000 * small, rtol=1e-4, atol=1e-3)
+
+
+def test_codes_without_spread_are_left_where_the_encoder_put_them():
+    rows, _ = two_groups()
+    state = neighbor_codes(rows, np.ones((len(rows), 2)), random_state=0)
+    start = np.array([[3.0, -2.0]])
+    np.testing.assert_array_equal(place_codes(rows[:1], start, state), start)
+
+
 def test_a_row_is_placed_the_same_alone_or_among_others():
     rows, codes = two_groups()
     state = neighbor_codes(rows, codes, random_state=0)
