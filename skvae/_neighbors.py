@@ -220,16 +220,19 @@ def neighbor_codes(X: np.ndarray, codes: np.ndarray, random_state: int) -> dict:
     A dict of arrays (as ``save_model`` stores them): ``rows``, the
     standardized training rows in their ``search_space`` (float32);
     ``codes``, their codes refined among their neighbours' codes
-    (``REFINING_ROUNDS``, float32); ``center`` and ``components``, the
+    (``REFINING_ROUNDS``, where there are more rows than
+    ``PLACEMENT_NEIGHBORS``; float32); ``center`` and ``components``, the
     projection into that space, or None.
     """
     rows, (center, components) = search_space(X, random_state)
     rows = np.ascontiguousarray(rows, np.float32)
     codes = codes.astype(np.float64)
-    if len(rows) > 1:
-        k = min(PLACEMENT_NEIGHBORS, len(rows) - 1)
+    # With no more rows than a neighbourhood, each row's neighbours are all
+    # the others, and refining would only draw the codes together.
+    if len(rows) > PLACEMENT_NEIGHBORS:
         # kneighbors() without X leaves each row out of its own neighbours.
-        distances, indices = NearestNeighbors(n_neighbors=k).fit(rows).kneighbors()
+        index = NearestNeighbors(n_neighbors=PLACEMENT_NEIGHBORS).fit(rows)
+        distances, indices = index.kneighbors()
         for _ in range(REFINING_ROUNDS):
             codes = _climb(codes, distances, codes[indices], _placement_scale(codes))
     return {

@@ -144,6 +144,12 @@ def test_the_fit_moves_a_training_code_that_sits_among_the_other_groups_codes():
     np.testing.assert_allclose(refined[20:], np.tile([5.0, 0.0], (20, 1)), atol=0.2)
 
 
+def test_no_more_training_rows_than_a_neighbourhood_keep_their_codes():
+    codes = data(N_NEIGHBORS, 2).astype(np.float32)
+    state = neighbor_codes(data(N_NEIGHBORS, 4), codes, random_state=0)
+    np.testing.assert_array_equal(state["codes"], codes)
+
+
 def test_the_placement_reads_codes_relative_to_their_spread():
     """Codes of any size are placed alike: 1,000 times larger codes are placed
     1,000 times farther out."""

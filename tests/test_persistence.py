@@ -399,6 +399,14 @@ CRAFTED = {
         _set("attributes", "_neighbor_codes", value=_neighbor_codes(4, 5, 3, 2)),
         "not 4 x 2",
     ),
+    "neighbor_codes_nan": (
+        _set(
+            "attributes",
+            "_neighbor_codes",
+            value=dict(_neighbor_codes(4, 5, 4), codes=_ndarray([[np.nan, 0]] * 4)),
+        ),
+        "not all finite",
+    ),
 }
 
 
