@@ -13,6 +13,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 from skvae import AutoencoderTransformer, VAETransformer
+from skvae._neighbors import place_codes
+from skvae.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +177,32 @@ def test_new_digits_placed_among_their_neighbours_codes_keep_their_classes(
     pca_mse = np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
     mse = np.mean((fitted.inverse_transform(placed_codes) - X_test) ** 2)
     assert mse < 0.6 * pca_mse
+
+
+def test_new_fashion_images_placed_among_refined_codes_keep_their_classes():
+    """The first 10,000 Fashion-MNIST training images and the 10,000 test
+    images (skipped where the data are not installed): the test 5-NN of the
+    2-D codes was 0.771 placed among the refined training codes, against
+    0.699 for the encoder's codes and 0.749 placed among the unrefined ones
+    (all 60,000 training images: 0.80 against 0.74; t-SNE's 0.80)."""
+    try:
+        X, y = load_fashion_mnist()
+        X_test, y_test = load_fashion_mnist(kind="test")
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed")
+    split = X[:10_000], X_test, y[:10_000], y_test
+    fitted = VAETransformer(n_components=2, random_state=0).fit(split[0])
+    placed = knn_accuracy(fitted, split)
+    encoder = knn_accuracy(fitted.set_params(transform_neighbors=False), split)
+    # The same placement among the encoder's own codes of the training rows.
+    state = dict(fitted._neighbor_codes, codes=fitted.transform(split[0]))
+    unrefined = [
+        place_codes(
+            (rows - fitted.mean_) / fitted.scale_, fitted.transform(rows), state
+        )
+        for rows in split[:2]
+    ]
+    knn = KNeighborsClassifier(5).fit(unrefined[0], split[2])
+    assert placed >= encoder + 0.05
+    assert placed >= knn.score(unrefined[1], split[3]) + 0.01
+    assert placed >= 0.75
