@@ -285,7 +285,7 @@ class VAETransformer(BaseAutoencoder):
         clusters where their neighbours lie on one side: on digits (1,437
         training rows) placing raised the test 5-NN accuracy of the 2-D
         codes from 0.93 to 0.97 (UMAP's 0.977); on Fashion-MNIST (60,000
-        rows) from 0.74 to 0.81 (t-SNE's 0.80) and the trustworthiness from
+        rows) from 0.74 to 0.80 (t-SNE's 0.80) and the trustworthiness from
         0.976 to 0.982, decoding as well as the encoder's codes. On small
         tables the placed codes trade a little trustworthiness and decoding
         for neighbours of the same class (breast cancer: trustworthiness
