@@ -144,17 +144,25 @@ def test_default_noise_on_the_pairs_makes_new_digits_keep_their_neighbours(
 ):
     """input_noise="auto" (noise of half each pair's spacing, with the
     neighbour term) against no noise, both at the defaults otherwise: the
-    test 5-NN of the encoder's 2-D codes on this split, 0.89 without,
-    0.93-0.94 with (-0.008 to +0.04 on splits 0 and 2, +0.03 on average;
-    design notes). Placed among their neighbours' codes (the default
-    transform) both reach 0.98 here."""
+    test 5-NN of the encoder's 2-D codes, over the stratified splits 0-2.
+    The gain per split moves by 0.01-0.02 with the CPU that trains (the same
+    seeds): +0.028 / +0.026 on average (VAE / AE, one split -0.008) on the
+    fifth session's machine, +0.022 (+0.014 to +0.031) / +0.025 (+0.008 to
+    +0.042) on an AVX-512 one (design notes). Placed among their neighbours'
+    codes (the default transform) both reach 0.97."""
     X, y = load_digits(return_X_y=True)
-    split = train_test_split(X / 16, y, test_size=360, stratify=y, random_state=1)
-    params = dict(n_components=2, transform_neighbors=False, random_state=1)
-    auto = Estimator(**params).fit(split[0])
-    clean = Estimator(**params, input_noise=0).fit(split[0])
-    assert auto._config.input_noise == "pairs" and clean._config.input_noise == 0
-    assert knn_accuracy(auto, split) >= knn_accuracy(clean, split) + 0.03
+    gains = []
+    for seed in range(3):
+        split = train_test_split(
+            X / 16, y, test_size=360, stratify=y, random_state=seed
+        )
+        params = dict(n_components=2, transform_neighbors=False, random_state=seed)
+        auto = Estimator(**params).fit(split[0])
+        clean = Estimator(**params, input_noise=0).fit(split[0])
+        assert auto._config.input_noise == "pairs" and clean._config.input_noise == 0
+        gains.append(knn_accuracy(auto, split) - knn_accuracy(clean, split))
+    assert np.mean(gains) >= 0.015
+    assert min(gains) >= -0.01
 
 
 @pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
