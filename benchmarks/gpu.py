@@ -16,7 +16,9 @@ On the device (default: CUDA), side by side in one process:
   step's arithmetic at the measured matrix rate (forward 2, backward 4 flops
   per weight and row: 6 x batch x weights), the ratio issue #22 asks for;
 - ``transform`` and ``inverse_transform`` of 1,000,000 rows, host arrays in
-  and out (best of 3, after one warm-up call).
+  and out (best of 3, after one warm-up call); for the VAE's 2-D map also
+  ``transform`` without placing new rows among the training rows' codes
+  (``transform_neighbors=False``), so that the placement's share shows.
 
 Fashion-MNIST comes from ``--data``, else ``$SKVAE_FASHION_MNIST``, else the
 Debian package's folder; on a device machine copy the IDX files into an
@@ -26,6 +28,7 @@ runs it with the test suite).
 """
 
 import argparse
+import copy
 import json
 import platform
 import time
@@ -83,16 +86,25 @@ def step_row(name, estimator, fit_seconds, tflops) -> dict:
 
 
 def inference_rows(estimator, n_rows: int, device: str) -> list[dict]:
+    """Seconds of ``transform`` and ``inverse_transform`` of ``n_rows`` rows,
+    host arrays in and out; where the fit kept its rows' codes, also
+    ``transform`` with ``transform_neighbors=False`` (the encoder alone), so
+    that the placement's share shows."""
     rng = np.random.default_rng(0)
     X = rng.random((n_rows, estimator.n_features_in_), dtype=np.float32)
     Z = estimator.transform(X[:1000])
     Z = rng.standard_normal((n_rows, Z.shape[1])).astype(np.float32)
+    calls = [("transform", estimator.transform, X)]
+    if estimator._neighbor_codes is not None:
+        # A shallow copy shares the fitted networks.
+        encoder_only = copy.copy(estimator).set_params(transform_neighbors=False)
+        calls.append(("transform, encoder only", encoder_only.transform, X))
+    calls.append(("inverse_transform", estimator.inverse_transform, Z))
     rows = []
-    for method, data in [("transform", X), ("inverse_transform", Z)]:
-        call = getattr(estimator, method)
+    for name, call, data in calls:
         call(data)  # warm-up
         seconds = best_of(lambda call=call, data=data: call(data), 3)
-        rows.append({"call": method, "rows": n_rows, "seconds": seconds})
+        rows.append({"call": name, "rows": n_rows, "seconds": seconds})
     return rows
 
 

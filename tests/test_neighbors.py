@@ -23,6 +23,7 @@ from skvae._neighbors import (
     N_NEIGHBORS,
     PROJECTION_DIMS,
     NeighborBatches,
+    _nearest,
     neighbor_codes,
     neighbor_graph,
     neighbor_loss,
@@ -189,6 +190,58 @@ def test_rows_out_of_reach_keep_the_encoders_code():
     placed = place_codes(new, start, state)
     np.testing.assert_array_equal(placed[0], start[0])
     assert np.isnan(placed[1, 0])
+
+
+@pytest.mark.parametrize("block_values", [None, 7 * 50])
+def test_search_finds_each_rows_nearest_rows_in_any_blocks(monkeypatch, block_values):
+    """The exact search, in one block or in blocks of 7 queries, finds the
+    brute-force neighbours and their distances; with ``leave_out_self`` each
+    row's own index is left out wherever its block starts."""
+    if block_values:
+        monkeypatch.setattr(skvae._neighbors, "SEARCH_BLOCK_VALUES", block_values)
+    rows = data(50, 6).astype(np.float32)
+    queries = data(23, 6, seed=1).astype(np.float32)
+    distances, indices = _nearest(torch.tensor(queries), torch.tensor(rows), 5)
+    expected = np.linalg.norm(queries[:, None] - rows[None], axis=-1)
+    np.testing.assert_array_equal(
+        indices.numpy(), np.argsort(expected, axis=1, kind="stable")[:, :5]
+    )
+    np.testing.assert_allclose(
+        distances.numpy(), np.sort(expected, axis=1)[:, :5], rtol=1e-6
+    )
+    _, own_left_out = _nearest(
+        torch.tensor(rows), torch.tensor(rows), N_NEIGHBORS, leave_out_self=True
+    )
+    np.testing.assert_array_equal(
+        np.sort(own_left_out.numpy(), axis=1),
+        np.sort(brute_force_neighbors(rows, N_NEIGHBORS), axis=1),
+    )
+
+
+def test_search_tells_near_ties_apart_in_float64():
+    """Rows far from the origin, whose float32 |q|^2 - 2 q.r + |r|^2 rounds
+    away distances of 0.01: the nearest row still comes first, at its
+    distance."""
+    rows = np.full((40, 3), 1000.0, dtype=np.float32)
+    rows[:, 0] += np.arange(40, dtype=np.float32) * 0.25
+    query = rows[17:18] + np.float32(0.0625)
+    distances, indices = _nearest(torch.tensor(query), torch.tensor(rows), 3)
+    assert indices[0].tolist() == [17, 18, 16]
+    np.testing.assert_allclose(
+        distances[0].numpy(), np.sqrt([3 * 0.0625**2, 0.0625**2 * 2 + 0.1875**2,
+                                       0.0625**2 * 2 + 0.3125**2]), rtol=1e-5
+    )  # fmt: skip
+
+
+def test_transform_places_rows_alike_in_batches_of_any_size(monkeypatch):
+    """transform encodes and places batch by batch: batches of 7 rows give
+    the codes of one batch."""
+    X = data(80, 20)
+    fitted = VAETransformer(**SMALL).fit(X[:60])
+    assert fitted._neighbor_codes is not None
+    whole = fitted.transform(X[60:])
+    monkeypatch.setattr(skvae._base, "INFERENCE_BATCH_VALUES", 7 * 20)
+    np.testing.assert_allclose(fitted.transform(X[60:]), whole, rtol=1e-6, atol=1e-7)
 
 
 def test_wide_rows_are_placed_in_their_principal_components():
