@@ -606,7 +606,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     # layout also gives bit-identical results for any input.
                     chunk = np.array(chunk, order="C")
                 result = function(torch.from_numpy(chunk).to(device))
-                out[start : start + batch_size] = result.cpu().numpy()
+                # Straight into the output's memory: from a GPU, one copy
+                # instead of one to a new host tensor and one from it.
+                torch.from_numpy(out[start : start + batch_size]).copy_(result)
         return out
 
     def transform(self, X):
