@@ -142,7 +142,9 @@ def main():
         ("VAETransformer(2)", VAETransformer(2)),
         ("AutoencoderTransformer(32)", AutoencoderTransformer(32)),
     ]:
-        initial = default_model(estimator, device).state_dict()
+        # A copy: state_dict() shares the parameters' storage.
+        model = default_model(estimator, device)
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
         weights = weights_per_row(estimator)
         for batch in map(int, args.batch_sizes.split(",")):
             modes = [("eager", None)]
@@ -152,7 +154,6 @@ def main():
                     for k in args.steps_per_graph.split(",")
                 ]
             for mode, k in modes:
-                model = estimator._model
                 model.load_state_dict(initial)
                 row = {"model": name, "mode": mode, "batch": batch}
                 try:
