@@ -639,7 +639,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         mean = torch.as_tensor(self.mean_, dtype=TORCH_DTYPES[X.dtype], device=device)
         placement = None
         if self._neighbor_codes is not None and self.transform_neighbors:
-            placement = CodePlacement(self._neighbor_codes, device)
+            placement = CodePlacement(
+                self._neighbor_codes, device, TORCH_DTYPES[X.dtype]
+            )
 
         def encode(x):
             x = torch.sub(x, mean).div_(self.scale_)

@@ -285,8 +285,9 @@ def check_neighbor_codes(state, n_features: int, n_components: int) -> None:
 class CodePlacement:
     """New rows' codes moved to where their training neighbours' codes are densest.
 
-    ``placement(x, codes)`` takes a batch of standardized rows and the
-    encoder's codes of them (tensors on ``device``) and returns the placed
+    ``placement(x, codes)`` takes a batch of standardized rows (of
+    ``dtype``) and the encoder's codes of them (tensors on ``device``) and
+    returns the placed
     codes; ``state`` comes from ``neighbor_codes``. Each row's
     ``PLACEMENT_NEIGHBORS`` nearest training rows (in the fit's search space)
     vote with UMAP's smooth-k-nearest-neighbour weight, and the code climbs
@@ -299,9 +300,11 @@ class CodePlacement:
     the host.
     """
 
-    def __init__(self, state: dict, device):
+    def __init__(self, state: dict, device, dtype: torch.dtype = torch.float32):
         device = torch.device(device)
         self.rows = torch.as_tensor(state["rows"], dtype=torch.float32, device=device)
+        # Once per call of transform, not once per batch.
+        self.row_norms = self.rows.square().sum(1)
         self.codes = torch.as_tensor(
             state["codes"], dtype=_precise_dtype(device), device=device
         )
@@ -309,19 +312,19 @@ class CodePlacement:
         self.projection = None
         if state["components"] is not None:
             self.projection = tuple(
-                torch.as_tensor(state[name], device=device)
+                torch.as_tensor(state[name], dtype=dtype, device=device)
                 for name in ("center", "components")
             )
         self.k = min(PLACEMENT_NEIGHBORS, len(self.rows))
 
     def __call__(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:
-            center, components = (a.to(x.dtype) for a in self.projection)
+            center, components = self.projection
             x = (x - center) @ components.T
         x = x.float()
         start = codes.to(self.codes.dtype)
         ok = torch.isfinite(x).all(1) & torch.isfinite(start).all(1)
-        distances, indices = _nearest(x, self.rows, self.k)
+        distances, indices = _nearest(x, self.rows, self.k, row_norms=self.row_norms)
         placed = _climb(start, distances, self.codes[indices], self.scale)
         return torch.where(ok[:, None], placed, start).to(codes.dtype)
 
@@ -329,25 +332,28 @@ class CodePlacement:
 def place_codes(X: np.ndarray, codes: np.ndarray, state: dict) -> np.ndarray:
     """``CodePlacement`` on arrays, on the CPU: the placed codes of the
     standardized rows X, whose encoder's codes are ``codes``."""
-    placement = CodePlacement(state, "cpu")
+    X = torch.as_tensor(X)
+    placement = CodePlacement(state, "cpu", X.dtype)
     with torch.no_grad():
-        placed = placement(torch.as_tensor(X), torch.as_tensor(codes))
+        placed = placement(X, torch.as_tensor(codes))
     return placed.numpy()
 
 
-def _nearest(queries, rows, k: int, *, leave_out_self: bool = False):
+def _nearest(queries, rows, k: int, *, leave_out_self=False, row_norms=None):
     """Distances (nearest first) and indices of each query's ``k`` nearest
     ``rows``: an exact search, a block of queries at a time.
 
     With ``leave_out_self`` the queries are the rows themselves, and each is
-    left out of its own neighbours.
+    left out of its own neighbours. ``row_norms``: the rows' squared norms,
+    where the caller keeps them.
     """
     # Candidates from |q|^2 - 2 q.r + |r|^2 in float32 (one matrix product
     # per block), whose rounding can swap near ties; the few candidates'
     # distances then come from their differences in float64, exact enough
     # that a row's neighbours do not depend on the block it is searched in.
     n_candidates = min(k + SEARCH_MARGIN, len(rows) - leave_out_self)
-    row_norms = rows.square().sum(1)
+    if row_norms is None:
+        row_norms = rows.square().sum(1)
     on_cpu = rows.device.type == "cpu"
     block_values = SEARCH_BLOCK_VALUES if on_cpu else DEVICE_SEARCH_BLOCK_VALUES
     step = max(1, block_values // len(rows))
