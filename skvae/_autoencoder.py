@@ -25,16 +25,16 @@ class AutoencoderConfig(NetworkConfig):
         bce = self.loss == "binary_crossentropy"
         return "loss='binary_crossentropy'" if bce else None
 
-    def build(self) -> nn.Module:
-        return _AutoencoderModel(self)
+    def build(self, generator: torch.Generator | None) -> nn.Module:
+        return _AutoencoderModel(self, generator)
 
 
 class _AutoencoderModel(nn.Module):
-    def __init__(self, config: AutoencoderConfig):
+    def __init__(self, config: AutoencoderConfig, generator: torch.Generator | None):
         super().__init__()
         sizes = [config.n_features, *config.hidden_layer_sizes, config.n_components]
-        self.encoder = mlp(sizes, config.activation)
-        self.decoder = mlp(sizes[::-1], config.activation)
+        self.encoder = mlp(sizes, config.activation, generator)
+        self.decoder = mlp(sizes[::-1], config.activation, generator)
         self.config = config
 
     def loss(

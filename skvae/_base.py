@@ -30,7 +30,6 @@ from ._device import (
     inference_device,
     own_torch_state,
     resolve_device,
-    seeded_build,
     to_cpu,
 )
 from ._neighbors import (
@@ -104,8 +103,11 @@ def restore_on_failure(estimator):
 
 
 def build_model(config: NetworkConfig, seed: int) -> nn.Module:
-    """The model ``config`` describes, with weights drawn from ``seed``."""
-    return seeded_build(config.build, seed)
+    """The model ``config`` describes, with weights drawn from ``seed``.
+
+    From a private generator: the caller's global RNGs are neither drawn nor seeded.
+    """
+    return config.build(torch.Generator(device="cpu").manual_seed(seed))
 
 
 def inference_copy(module: nn.Module, device: torch.device, dtype) -> nn.Module:

@@ -1,15 +1,14 @@
-"""Where our torch code runs, and guards against the caller's torch state.
+"""Where our torch code runs, and the guard that keeps the caller's autocast and
+grad mode out of it.
 
-Where our torch code runs, and guards that keep the caller's global torch state (default
-dtype, autocast, grad mode, RNG) out of it.
+Nothing here writes process-wide torch state (thread count, RNGs, default dtype):
+other threads of the caller's process must not notice a fit.
 """
 
 import contextlib
-from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 TORCH_DTYPES = {
     np.dtype(np.float32): torch.float32,
@@ -83,34 +82,6 @@ def own_torch_state(device: torch.device, *, training: bool):
     with no_autocast, torch.inference_mode(not training):
         with torch.enable_grad() if training else contextlib.nullcontext():
             yield
-
-
-@contextlib.contextmanager
-def float32_default():
-    """Create tensors in float32 whatever torch's default dtype.
-
-    Touches the process-wide setting only when the caller changed it.
-    """
-    previous = torch.get_default_dtype()
-    if previous == torch.float32:
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
-def seeded_build(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``build()`` with its weights drawn from ``seed``.
-
-    On the CPU in float32 whatever the caller's default device and dtype (so a seed
-    gives the same weights everywhere), without touching the global torch RNG.
-    """
-    with torch.random.fork_rng(devices=[]), float32_default(), torch.device("cpu"):
-        torch.manual_seed(seed)
-        return build()
 
 
 def to_cpu(state):

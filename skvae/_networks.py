@@ -7,6 +7,7 @@ inference, data checks and saving read it. The estimators keep the modules as
 """
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,13 +28,33 @@ ACTIVATIONS = {
 }
 
 
-def mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
+def linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:
+    """``nn.Linear(n_in, n_out)`` in float32 on the CPU, its weights drawn from
+    ``generator`` exactly as torch draws them from its global RNG.
+
+    The global RNG is never drawn (nor seeded): other threads of the caller's
+    process do not notice a fit. Without a generator, the layer lies on the meta
+    device: it has shapes and no data.
+    """
+    if generator is None:
+        return nn.Linear(n_in, n_out, device="meta", dtype=torch.float32)
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=torch.float32)
+    # nn.Linear.reset_parameters, with a generator.
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(n_in)
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+def mlp(
+    sizes: Sequence[int], activation: str, generator: torch.Generator | None
+) -> nn.Sequential:
     """Linear layers of the given widths, an activation between each two."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         if i > 0:
             layers.append(ACTIVATIONS[activation]())
-        layers.append(nn.Linear(n_in, n_out))
+        layers.append(linear(n_in, n_out, generator))
     return nn.Sequential(*layers)
 
 
@@ -43,17 +64,22 @@ class GaussianEncoder(nn.Module):
     # Bounds on log sigma^2 keep exp() finite for far out-of-distribution inputs.
     LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
-    def __init__(self, sizes: Sequence[int], activation: str):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str,
+        generator: torch.Generator | None,
+    ):
         super().__init__()
         *body, n_components = sizes
         # With no hidden layers the heads read x directly (a linear encoder).
         self.body = (
-            nn.Sequential(mlp(body, activation), ACTIVATIONS[activation]())
+            nn.Sequential(mlp(body, activation, generator), ACTIVATIONS[activation]())
             if len(body) > 1
             else nn.Identity()
         )
-        self.mean = nn.Linear(body[-1], n_components)
-        self.logvar = nn.Linear(body[-1], n_components)
+        self.mean = linear(body[-1], n_components, generator)
+        self.logvar = linear(body[-1], n_components, generator)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(x)
@@ -65,9 +91,10 @@ class GaussianEncoder(nn.Module):
 class NetworkConfig:
     """What a fitted model is: its sizes and the objective it was trained on.
 
-    Subclasses add the objective's settings and ``build()``, which makes the
-    model: an ``nn.Module`` with ``encoder``, ``decoder`` and
-    ``loss(x, generator, kl_weight)``.
+    Subclasses add the objective's settings and ``build(generator)``, which
+    makes the model: an ``nn.Module`` with ``encoder``, ``decoder`` and
+    ``loss(x, generator, kl_weight)``, its weights drawn from ``generator``
+    (float32, on the CPU), or with ``None`` on the meta device (shapes only).
     """
 
     n_features: int
@@ -102,7 +129,7 @@ class NetworkConfig:
         """The decoder's output as the mean of p(x | z)."""
         return output if self.probability_setting is None else torch.sigmoid(output)
 
-    def build(self) -> nn.Module:
+    def build(self, generator: torch.Generator | None) -> nn.Module:
         raise NotImplementedError
 
     def neighbor_term(self, codes: torch.Tensor, paired: bool) -> torch.Tensor | float:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._threads import ThreadGovernor
-
 
 @dataclass
 class History:
@@ -145,13 +143,8 @@ TYPICAL_LOSS_ROWS = 2**20
 
 
 @torch.no_grad()
-def typical_loss(
-    model: nn.Module, data: TensorBatches, threads: ThreadGovernor
-) -> float:
-    """Median of ``model``'s loss over the (first) rows, noise from a fixed seed.
-
-    ``threads`` may lower the thread count between batches.
-    """
+def typical_loss(model: nn.Module, data: TensorBatches) -> float:
+    """Median of ``model``'s loss over the (first) rows, noise from a fixed seed."""
     model.eval()
     generator = torch.Generator(device=data.device).manual_seed(0)
     # One preallocated tensor: a list of small per-batch tensors, kept while
@@ -159,9 +152,7 @@ def typical_loss(
     losses = torch.empty(min(len(data), TYPICAL_LOSS_ROWS), device=data.device)
     filled = 0
     for xb in data.epoch():
-        threads.before_step(xb, kl_weight=1.0, training=False)
-        with threads.timed_pass():
-            batch = model.sample_losses(xb, generator, kl_weight=1.0)
+        batch = model.sample_losses(xb, generator, kl_weight=1.0)
         n = min(len(batch), len(losses) - filled)
         losses[filled : filled + n] = batch[:n]
         filled += n
@@ -200,7 +191,6 @@ def run_epoch(
     shuffle: bool,
     warmup_steps: int,
     autocast,
-    threads: ThreadGovernor,
 ) -> float:
     """One pass over ``data``, shuffled by ``generator`` if ``shuffle``.
 
@@ -212,12 +202,10 @@ def run_epoch(
     # (and their rows too with it: NeighborBatches.shuffle).
     for xb in data.epoch(generator if shuffle or data.paired else None):
         weight = kl_weight(history.n_steps, warmup_steps)
-        threads.before_step(xb, weight)
-        with threads.timed_pass():
-            with autocast:
-                loss = model.loss(xb, generator, kl_weight=weight, paired=data.paired)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        with autocast:
+            loss = model.loss(xb, generator, kl_weight=weight, paired=data.paired)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
         optimizer.step()
         # Autocast keeps its bfloat16 copies of the weights until the
         # outermost autocast context exits, and the estimators run this
@@ -278,63 +266,60 @@ def train(
         if mixed_precision(model, data.device)
         else contextlib.nullcontext()
     )
-    # Fewer threads while other processes keep the cores busy (_threads.py).
-    with ThreadGovernor(model, data.device, autocast) as threads:
-        # The untrained (or, in partial_fit, the incoming) model's loss on the
-        # same rows: divergence is judged against it, whatever the data's scale.
-        reference = typical_loss(model, data, threads)
-        best_state = None
-        converged = False
-        for _ in range(n_epochs):
-            start = time.perf_counter()
-            epoch_loss = run_epoch(
-                model,
-                optimizer,
-                data,
-                history,
-                generator=generator,
-                shuffle=shuffle,
-                warmup_steps=warmup_steps,
-                autocast=autocast,
-                threads=threads,
-            )
-            if not math.isfinite(epoch_loss):
-                where = f"in epoch {len(history.loss_curve) + 1}"
-                raise diverged(epoch_loss, where, reference)
-            history.loss_curve.append(epoch_loss)
+    # The untrained (or, in partial_fit, the incoming) model's loss on the
+    # same rows: divergence is judged against it, whatever the data's scale.
+    reference = typical_loss(model, data)
+    best_state = None
+    converged = False
+    for _ in range(n_epochs):
+        start = time.perf_counter()
+        epoch_loss = run_epoch(
+            model,
+            optimizer,
+            data,
+            history,
+            generator=generator,
+            shuffle=shuffle,
+            warmup_steps=warmup_steps,
+            autocast=autocast,
+        )
+        if not math.isfinite(epoch_loss):
+            where = f"in epoch {len(history.loss_curve) + 1}"
+            raise diverged(epoch_loss, where, reference)
+        history.loss_curve.append(epoch_loss)
 
-            message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
-            if validation is not None:
-                score = -evaluate(model, validation)
-                history.validation_scores.append(score)
-                message += f", validation score = {score:.6f}"
-                improved = score >= history.best_validation_score + tol
-                if score > history.best_validation_score:
-                    history.best_validation_score = score
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                improved = epoch_loss <= history.best_loss - tol
-            if history.n_steps < warmup_steps:
-                history.no_improvement_count = 0
-            else:
-                history.best_loss = min(history.best_loss, epoch_loss)
-                history.no_improvement_count = (
-                    0 if improved else history.no_improvement_count + 1
-                )
-            if verbose:
-                print(f"{message}, {time.perf_counter() - start:.2f} s")
-            # Counted all along, so that a fit whose loss has settled stops
-            # as soon as its unjudged steps are done.
-            if (
-                check_convergence
-                and history.n_steps >= unjudged_steps
-                and history.no_improvement_count > n_iter_no_change
-            ):
-                converged = True
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        final = typical_loss(model, data, threads)
+        message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
+        if validation is not None:
+            score = -evaluate(model, validation)
+            history.validation_scores.append(score)
+            message += f", validation score = {score:.6f}"
+            improved = score >= history.best_validation_score + tol
+            if score > history.best_validation_score:
+                history.best_validation_score = score
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            improved = epoch_loss <= history.best_loss - tol
+        if history.n_steps < warmup_steps:
+            history.no_improvement_count = 0
+        else:
+            history.best_loss = min(history.best_loss, epoch_loss)
+            history.no_improvement_count = (
+                0 if improved else history.no_improvement_count + 1
+            )
+        if verbose:
+            print(f"{message}, {time.perf_counter() - start:.2f} s")
+        # Counted all along, so that a fit whose loss has settled stops
+        # as soon as its unjudged steps are done.
+        if (
+            check_convergence
+            and history.n_steps >= unjudged_steps
+            and history.no_improvement_count > n_iter_no_change
+        ):
+            converged = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    final = typical_loss(model, data)
     if not loss_growth(final, reference) <= MAX_LOSS_GROWTH:  # NaN too
         raise diverged(final, "after training (median over the rows)", reference)
     return converged

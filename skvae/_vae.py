@@ -118,24 +118,31 @@ class VAEConfig(NetworkConfig):
     def probability_setting(self) -> str | None:
         return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
 
-    def build(self) -> nn.Module:
-        return _VAEModel(self)
+    def build(self, generator: torch.Generator | None) -> nn.Module:
+        return _VAEModel(self, generator)
 
 
 class _VAEModel(nn.Module):
-    def __init__(self, config: VAEConfig):
+    def __init__(self, config: VAEConfig, generator: torch.Generator | None):
         super().__init__()
         hidden = list(config.hidden_layer_sizes)
         self.encoder = GaussianEncoder(
-            [config.n_features, *hidden, config.n_components], config.activation
+            [config.n_features, *hidden, config.n_components],
+            config.activation,
+            generator,
         )
         self.decoder = mlp(
-            [config.n_components, *hidden[::-1], config.n_features], config.activation
+            [config.n_components, *hidden[::-1], config.n_features],
+            config.activation,
+            generator,
         )
         self.config = config
         # Gaussian decoder's noise variance, in standardized units: a running
         # average of the per-batch estimate, used for validation and scoring.
-        self.register_buffer("noise_variance", torch.ones(()))
+        device = "cpu" if generator is not None else "meta"
+        self.register_buffer(
+            "noise_variance", torch.ones((), dtype=torch.float32, device=device)
+        )
 
     def negative_log_likelihood(self, x: torch.Tensor, output: torch.Tensor):
         """-log p(x | z) per sample for decoder ``output``.

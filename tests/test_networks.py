@@ -14,7 +14,7 @@ from skvae._networks import GaussianEncoder, NetworkConfig, mlp
 
 
 def test_mlp_puts_an_activation_between_each_two_layers():
-    layers = list(mlp([5, 8, 4, 2], "tanh"))
+    layers = list(mlp([5, 8, 4, 2], "tanh", torch.Generator().manual_seed(0)))
     assert [type(layer) for layer in layers] == [
         nn.Linear,
         nn.Tanh,
@@ -30,7 +30,7 @@ def test_mlp_puts_an_activation_between_each_two_layers():
 
 
 def test_gaussian_encoder_without_hidden_layers_is_linear_with_bounded_logvar():
-    encoder = GaussianEncoder([5, 2], "relu")
+    encoder = GaussianEncoder([5, 2], "relu", torch.Generator().manual_seed(0))
     assert isinstance(encoder.body, nn.Identity)
     # Far out-of-distribution inputs: exp(logvar) must stay finite.
     mean, logvar = encoder(torch.full((3, 5), 1e30))
@@ -48,7 +48,7 @@ def test_network_config_defaults_standardize_and_decode_unchanged():
     output = torch.randn(4, 5)
     assert torch.equal(config.decoder_mean(output), output)
     with pytest.raises(NotImplementedError):
-        config.build()
+        config.build(None)
 
 
 @pytest.mark.slow
