@@ -14,7 +14,7 @@
 #   bash benchmarks/gpu_session.sh bench    (timeout 400 s)
 #   bash benchmarks/gpu_session.sh tests    (timeout 330 s)
 # To check it on a CPU first:
-#   PYTHON=.venv/bin/python PYTEST_ARGS=tests/test_threads.py \
+#   PYTHON=.venv/bin/python PYTEST_ARGS=tests/test_determinism.py \
 #   GPU_ARGS="--device cpu --rows 2000 --inference-rows 20000 --matmul-size 1024" \
 #   STEP_ARGS="--device cpu --steps 20 --batch-sizes 256 --matmul-size 1024" \
 #   OUT=/tmp/skvae-gpu SKVAE_FASHION_MNIST=/usr/share/datasets/fashion-mnist \

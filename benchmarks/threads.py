@@ -1,20 +1,24 @@
 """Fit time on a quiet CPU, beside busy processes, and two fits in parallel.
 
-Three thread policies side by side: "governed" (the default: torch's count,
-one per core, lowered by the training loop's ThreadGovernor while fewer
-threads are clearly faster), "ungoverned" (torch's count throughout: the
-governor forced off, as before it existed) and "one"
-(``torch.set_num_threads(1)``). Each fit runs in a fresh subprocess (OpenMP
-reads its environment once, when torch loads), after a one-epoch warm-up fit
-that pays the process's one-time costs (importing ``torch._dynamo``, which
-``torch.optim`` does on first use, takes 2.3 s here).
-"loaded" starts as many busy-looping processes as the machine has cores beside
-the fit, so a fair share is about half the machine and a fit should take about
-twice its quiet time. "parallel" runs two fits at once under joblib's default
-(loky) backend with ``n_jobs=2`` against the same two fits one after the
-other. Every ratio is against the ungoverned quiet time of the same case (the
-speed a quiet machine had before the governor); quiet and loaded times are
-medians of ``--repeats`` fits.
+Thread policies side by side, each deterministic (a function of the network,
+the batch and the caller's thread count, never of timings):
+
+- "default": the estimators' own rule (``_training.step_threads``): the
+  caller's count for steps of at least ``STEP_WORK_PER_THREAD`` multiply-adds
+  per thread (the default networks on any data), fewer for smaller steps;
+- "one": the fit inside ``threadpool_limits(1, user_api="openmp")``, as a
+  user limits threads;
+- "passive": the default rule under ``OMP_WAIT_POLICY=PASSIVE`` (set in the
+  environment before torch loads: idle OpenMP threads sleep instead of spinning).
+
+Each fit runs in a fresh subprocess (OpenMP reads its environment once, when
+torch loads), after a one-epoch warm-up fit that pays the process's one-time
+costs. "loaded" starts as many busy-looping processes as the machine has cores
+beside the fit, so a fair share is about half the machine and a fit should take
+about twice its quiet time. "parallel" runs two fits at once under joblib's
+default (loky) backend with ``n_jobs=2`` against the same two fits one after
+the other. Every ratio is against the default policy's quiet time of the same
+case; quiet and loaded times are medians of ``--repeats`` fits.
 
     python benchmarks/threads.py [--epochs N] [--repeats N] [--out FILE]
 
@@ -37,13 +41,14 @@ import numpy as np
 warnings.simplefilter("ignore")
 from sklearn.datasets import load_digits
 import torch
-from skvae import VAETransformer, _threads
+import contextlib
+from threadpoolctl import threadpool_limits
+from skvae import VAETransformer
 n_features, rows, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 policy = sys.argv[4]
+limit = contextlib.nullcontext()
 if policy == "one":
-    torch.set_num_threads(1)
-if policy == "ungoverned":
-    _threads.candidate_counts = lambda n_threads: [n_threads]
+    limit = threadpool_limits(1, user_api="openmp")
 X = load_digits().data / 16
 if n_features > X.shape[1]:  # a Fashion-MNIST-sized input: digits upsampled
     X = np.repeat(np.repeat(X.reshape(-1, 8, 8), 4, 1), 4, 2).reshape(len(X), -1)
@@ -51,8 +56,9 @@ if n_features > X.shape[1]:  # a Fashion-MNIST-sized input: digits upsampled
 X = np.resize(X, (rows, X.shape[1]))
 VAETransformer(max_iter=1).fit(X[:100])  # one-time costs
 vae = VAETransformer(max_iter=epochs, tol=0, random_state=0)
-start = time.perf_counter()
-vae.fit(X)
+with limit:
+    start = time.perf_counter()
+    vae.fit(X)
 print(time.perf_counter() - start)
 """
 
@@ -87,9 +93,17 @@ def busy() -> None:
         pass
 
 
+def environment(policy: str) -> dict:
+    env = dict(os.environ)
+    if policy == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
+
+
 def fit_seconds(args) -> float:
     out = subprocess.run(
         [sys.executable, "-c", FIT, *map(str, args)],
+        env=environment(args[-1]),
         capture_output=True,
         text=True,
         check=True,
@@ -114,6 +128,7 @@ def busy_cores(n: int):
 def parallel_seconds(args) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, "-c", PARALLEL, FIT, *map(str, args)],
+        env=environment(args[-1]),
         capture_output=True,
         text=True,
         check=True,
@@ -122,7 +137,7 @@ def parallel_seconds(args) -> tuple[float, float]:
     return serial, parallel
 
 
-POLICIES = ("governed", "ungoverned", "one")
+POLICIES = ("default", "one", "passive")
 
 
 def main() -> None:
@@ -137,7 +152,7 @@ def main() -> None:
         "784 features, 10,000 rows": (784, 10000),
     }
     results = {}
-    fit_seconds((64, 100, 1, "governed"))  # the first start reads files from disk
+    fit_seconds((64, 100, 1, "default"))  # the first start reads files from disk
     for name, (n_features, rows) in cases.items():
         seconds = {}
         for policy in POLICIES:
@@ -152,8 +167,8 @@ def main() -> None:
                 )
             serial, parallel = parallel_seconds(args)
             seconds[policy, "two in parallel / one after the other"] = parallel / serial
-        quiet = seconds["ungoverned", "quiet"]
-        print(f"\n{name}: x the ungoverned quiet fit ({quiet:.2f} s)")
+        quiet = seconds["default", "quiet"]
+        print(f"\n{name}: x the default quiet fit ({quiet:.2f} s)")
         print("| policy | quiet | loaded | two in parallel / serial |")
         print("|---|---|---|---|")
         for policy in POLICIES:

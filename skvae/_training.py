@@ -9,12 +9,14 @@ no DataLoader and no per-sample Python.
 
 import contextlib
 import copy
+import functools
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 
@@ -65,6 +67,47 @@ def mixed_precision(model: nn.Module, device: torch.device) -> bool:
     """
     largest = max((p.numel() for p in model.parameters()), default=0)
     return largest >= MIXED_PRECISION_MIN_WEIGHTS and native_bfloat16(device)
+
+
+# A training step on the CPU gets one thread per this many multiply-adds
+# (rows x weights): below it a second thread gains nothing (a small network's
+# step runs as fast on one), and one thread never waits at a barrier for
+# another that a busy process holds off its core (design notes, "Threads on a
+# shared CPU").
+STEP_WORK_PER_THREAD = 2**24
+
+
+def step_threads(model: nn.Module, rows_per_step: int, device: torch.device) -> int:
+    """How many threads a training step of ``model`` on ``rows_per_step`` rows uses.
+
+    Never more than the caller's ``torch.get_num_threads()``, which follows
+    ``threadpoolctl`` limits and joblib's worker limits; off the CPU, that count.
+    A function of the network, the batch and the caller's count only: the same
+    fit on the same machine runs the same steps, quiet or busy.
+    """
+    callers = torch.get_num_threads()
+    if device.type != "cpu":
+        return callers
+    work = rows_per_step * sum(p.numel() for p in model.parameters())
+    return max(1, min(callers, work // STEP_WORK_PER_THREAD))
+
+
+@functools.cache
+def _openmp() -> ThreadpoolController:
+    # Finding the loaded OpenMP runtimes scans the process's libraries: once.
+    return ThreadpoolController().select(user_api="openmp")
+
+
+def limited_threads(n_threads: int):
+    """A block whose torch operations, in this thread only, use ``n_threads``.
+
+    OpenMP's thread count is a per-thread setting (``omp_set_num_threads``): other
+    threads of the process, and the caller after the block, keep theirs.
+    ``torch.set_num_threads`` would change every thread's count, and is not used.
+    """
+    if n_threads >= torch.get_num_threads():
+        return contextlib.nullcontext()
+    return _openmp().limit(limits=n_threads)
 
 
 def batches(n_samples: int, batch_size: int) -> int:
@@ -266,60 +309,63 @@ def train(
         if mixed_precision(model, data.device)
         else contextlib.nullcontext()
     )
-    # The untrained (or, in partial_fit, the incoming) model's loss on the
-    # same rows: divergence is judged against it, whatever the data's scale.
-    reference = typical_loss(model, data)
-    best_state = None
-    converged = False
-    for _ in range(n_epochs):
-        start = time.perf_counter()
-        epoch_loss = run_epoch(
-            model,
-            optimizer,
-            data,
-            history,
-            generator=generator,
-            shuffle=shuffle,
-            warmup_steps=warmup_steps,
-            autocast=autocast,
-        )
-        if not math.isfinite(epoch_loss):
-            where = f"in epoch {len(history.loss_curve) + 1}"
-            raise diverged(epoch_loss, where, reference)
-        history.loss_curve.append(epoch_loss)
-
-        message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
-        if validation is not None:
-            score = -evaluate(model, validation)
-            history.validation_scores.append(score)
-            message += f", validation score = {score:.6f}"
-            improved = score >= history.best_validation_score + tol
-            if score > history.best_validation_score:
-                history.best_validation_score = score
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            improved = epoch_loss <= history.best_loss - tol
-        if history.n_steps < warmup_steps:
-            history.no_improvement_count = 0
-        else:
-            history.best_loss = min(history.best_loss, epoch_loss)
-            history.no_improvement_count = (
-                0 if improved else history.no_improvement_count + 1
+    rows_per_step = math.ceil(len(data) / data.n_batches) * (2 if data.paired else 1)
+    n_threads = step_threads(model, rows_per_step, data.device)
+    with limited_threads(n_threads):
+        # The untrained (or, in partial_fit, the incoming) model's loss on the
+        # same rows: divergence is judged against it, whatever the data's scale.
+        reference = typical_loss(model, data)
+        best_state = None
+        converged = False
+        for _ in range(n_epochs):
+            start = time.perf_counter()
+            epoch_loss = run_epoch(
+                model,
+                optimizer,
+                data,
+                history,
+                generator=generator,
+                shuffle=shuffle,
+                warmup_steps=warmup_steps,
+                autocast=autocast,
             )
-        if verbose:
-            print(f"{message}, {time.perf_counter() - start:.2f} s")
-        # Counted all along, so that a fit whose loss has settled stops
-        # as soon as its unjudged steps are done.
-        if (
-            check_convergence
-            and history.n_steps >= unjudged_steps
-            and history.no_improvement_count > n_iter_no_change
-        ):
-            converged = True
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    final = typical_loss(model, data)
+            if not math.isfinite(epoch_loss):
+                where = f"in epoch {len(history.loss_curve) + 1}"
+                raise diverged(epoch_loss, where, reference)
+            history.loss_curve.append(epoch_loss)
+
+            message = f"Epoch {len(history.loss_curve)}, loss = {epoch_loss:.6f}"
+            if validation is not None:
+                score = -evaluate(model, validation)
+                history.validation_scores.append(score)
+                message += f", validation score = {score:.6f}"
+                improved = score >= history.best_validation_score + tol
+                if score > history.best_validation_score:
+                    history.best_validation_score = score
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                improved = epoch_loss <= history.best_loss - tol
+            if history.n_steps < warmup_steps:
+                history.no_improvement_count = 0
+            else:
+                history.best_loss = min(history.best_loss, epoch_loss)
+                history.no_improvement_count = (
+                    0 if improved else history.no_improvement_count + 1
+                )
+            if verbose:
+                print(f"{message}, {time.perf_counter() - start:.2f} s")
+            # Counted all along, so that a fit whose loss has settled stops
+            # as soon as its unjudged steps are done.
+            if (
+                check_convergence
+                and history.n_steps >= unjudged_steps
+                and history.no_improvement_count > n_iter_no_change
+            ):
+                converged = True
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        final = typical_loss(model, data)
     if not loss_growth(final, reference) <= MAX_LOSS_GROWTH:  # NaN too
         raise diverged(final, "after training (median over the rows)", reference)
     return converged
