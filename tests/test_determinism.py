@@ -15,7 +15,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from skvae import VAETransformer, load_model, save_model
+from skvae import VAETransformer, _training, load_model, save_model
 from tests._helpers import outputs, weights
 
 
@@ -195,3 +195,31 @@ def test_fit_respects_the_callers_thread_limit():
         limited = VAETransformer(n_components=2, max_iter=3, random_state=0).fit(X)
         assert torch.get_num_threads() == 1
     assert np.isfinite(limited.transform(X)).all()
+
+
+def test_small_steps_use_one_thread_in_the_fitting_thread_only(monkeypatch):
+    callers = torch.get_num_threads()
+    if callers < 2:
+        pytest.skip("torch has one thread here")
+    in_fit, elsewhere = [], []
+    run_epoch = _training.run_epoch
+
+    def recording(*args, **kwargs):
+        in_fit.append(torch.get_num_threads())
+        other = threading.Thread(
+            target=lambda: elsewhere.append(torch.get_num_threads())
+        )
+        other.start()
+        other.join()
+        return run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", recording)
+    X = _digits_like(64)
+    # 2 x 8 x 64 weights x 256 rows: far below a thread's share of work.
+    VAETransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)
+    assert in_fit == [1, 1] and elsewhere == [callers, callers]
+    in_fit.clear()
+    # The default networks' steps use every thread the caller has.
+    VAETransformer(max_iter=1, neighbor_weight=0, random_state=0).fit(X)
+    assert in_fit == [callers]
+    assert torch.get_num_threads() == callers
