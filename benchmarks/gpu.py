@@ -18,7 +18,7 @@ On the device (default: CUDA), side by side in one process:
 - ``transform`` and ``inverse_transform`` of 1,000,000 rows, host arrays in
   and out (best of 3, after one warm-up call); for the VAE's 2-D map also
   ``transform`` without placing new rows among the training rows' codes
-  (``transform_neighbors=False``), so that the placement's share shows.
+  (``encode``), so that the placement's share shows.
 
 Fashion-MNIST comes from ``--data``, else ``$SKVAE_FASHION_MNIST``, else the
 Debian package's folder; on a device machine copy the IDX files into an
@@ -28,7 +28,6 @@ runs it with the test suite).
 """
 
 import argparse
-import copy
 import json
 import platform
 import time
@@ -88,17 +87,14 @@ def step_row(name, estimator, fit_seconds, tflops) -> dict:
 def inference_rows(estimator, n_rows: int, device: str) -> list[dict]:
     """Seconds of ``transform`` and ``inverse_transform`` of ``n_rows`` rows,
     host arrays in and out; where the fit kept its rows' codes, also
-    ``transform`` with ``transform_neighbors=False`` (the encoder alone), so
-    that the placement's share shows."""
+    ``encode`` (the encoder alone), so that the placement's share shows."""
     rng = np.random.default_rng(0)
     X = rng.random((n_rows, estimator.n_features_in_), dtype=np.float32)
     Z = estimator.transform(X[:1000])
     Z = rng.standard_normal((n_rows, Z.shape[1])).astype(np.float32)
     calls = [("transform", estimator.transform, X)]
-    if estimator._neighbor_codes is not None:
-        # A shallow copy shares the fitted networks.
-        encoder_only = copy.copy(estimator).set_params(transform_neighbors=False)
-        calls.append(("transform, encoder only", encoder_only.transform, X))
+    if estimator.transform_neighbors_:
+        calls.append(("transform, encoder only", estimator.encode, X))
     calls.append(("inverse_transform", estimator.inverse_transform, Z))
     rows = []
     for name, call, data in calls:

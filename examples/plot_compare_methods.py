@@ -10,9 +10,11 @@ fitted on the training codes: how well the neighbourhoods in the plane keep
 the digit classes apart.
 
 PCA and the VAEs learn a ``transform`` on the training split and encode the
-test split with it. t-SNE has no ``transform``, so it embeds training and test
-digits together (the labels are never used, but the test digits shape the
-embedding). UMAP appears when ``umap-learn`` is installed.
+test split with it; on these 2-D maps of 64 features the VAEs' ``transform``
+also places each row among the codes of its nearest training rows
+(``transform_neighbors="auto"``). t-SNE has no ``transform``, so it embeds
+training and test digits together (the labels are never used, but the test
+digits shape the embedding). UMAP appears when ``umap-learn`` is installed.
 """
 
 # %%
@@ -61,7 +63,9 @@ else:
 # By default a VAE with 2-D codes of narrow data (up to 160 features) adds a
 # UMAP-like term that keeps each training digit's nearest neighbours near it
 # in the codes (``neighbor_weight="auto"``, 8 / 64 here); the model still
-# decodes, samples and scores. ``neighbor_weight=0`` trains the plain VAE.
+# decodes, samples and scores. ``neighbor_weight=0`` trains the VAE's plain
+# objective (no term); its ``transform`` still places the codes among the
+# training digits' codes, as the default's does (``transform_neighbors``).
 vae = VAETransformer(2, random_state=0).fit(X_train)
 codes["VAE"] = vae.transform(X_train), vae.transform(X_test)
 plain = VAETransformer(2, neighbor_weight=0, random_state=0).fit(X_train)

@@ -61,8 +61,12 @@ for n_components in (32, 2):
 # A variational autoencoder with two latent dimensions
 # -----------------------------------------------------
 # ``likelihood="bernoulli"`` is the tutorial's VAE loss: binary cross-entropy
-# plus the KL divergence to the N(0, I) prior. ``transform`` returns each
-# digit's posterior mean, the point the tutorial plotted.
+# plus the KL divergence to the N(0, I) prior. The tutorial plotted each
+# digit's posterior mean. On 2-D codes of data of 16 features or more (64
+# pixels here) ``transform`` starts there and moves the code among the codes
+# of the digit's 15 nearest training digits (``transform_neighbors="auto"``,
+# as UMAP places new points); ``vae.encode`` returns the posterior means
+# themselves.
 vae = VAETransformer(2, likelihood="bernoulli", max_iter=100, random_state=0)
 vae.fit(X_train)
 display = LatentSpaceDisplay.from_estimator(vae, X_test, y_test)

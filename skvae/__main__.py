@@ -213,7 +213,11 @@ def write_figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skvae.plotting import LatentSpaceDisplay, ManifoldGridDisplay
+    from skvae.plotting import (
+        LatentSpaceDisplay,
+        ManifoldGridDisplay,
+        ReconstructionDisplay,
+    )
 
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(out, name) for name in ("latent", "reconstructions")]
@@ -235,21 +239,25 @@ def write_figures(
     fig.savefig(paths[0], dpi=100)
     plt.close(fig)
 
-    n_images = 10
-    originals = X_test[:n_images]
-    rows = {"original": originals}
-    for name in ("AutoencoderTransformer", "VAETransformer", "PCA"):
-        estimator = estimators[name]
-        rows[name] = estimator.inverse_transform(estimator.transform(originals))
+    # Each model's test images above their reconstructions, through the public
+    # ReconstructionDisplay: two rows of the figure per model.
+    n_images = min(10, len(X_test))
+    names = ("AutoencoderTransformer", "VAETransformer", "PCA")
     fig, axes = plt.subplots(
-        len(rows), n_images, figsize=(n_images + 1, len(rows) + 0.5), squeeze=False
+        2 * len(names),
+        n_images,
+        figsize=(n_images + 1, 2 * len(names) + 0.5),
+        squeeze=False,
     )
-    for ax_row, (name, images) in zip(axes, rows.items(), strict=True):
-        for ax, image in zip(ax_row, images.reshape(-1, *image_shape), strict=True):
-            ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        ax_row[0].set_ylabel(
+    for i, name in enumerate(names):
+        display = ReconstructionDisplay.from_estimator(
+            estimators[name],
+            X_test,
+            n_images=n_images,
+            image_shape=image_shape,
+            ax=axes[2 * i : 2 * i + 2],
+        )
+        display.axes_[1, 0].set_ylabel(
             name.replace("Transformer", ""), rotation=0, ha="right", va="center"
         )
     fig.tight_layout()

@@ -1,13 +1,14 @@
-"""What the autoencoder and the VAE share.
+"""What the autoencoder and the VAE share: parameters, fit and partial_fit.
 
-Parameters, fit and partial_fit, and batched inference from arrays to tensors and back.
+A call validates X, plans (``_plan.py``), builds or copies the model, trains it
+on batch sources of the rows (``_data.py``, ``_training.py``) and stores the
+fitted state; inference is in ``_inference.py``.
 """
 
 import contextlib
 import copy
 import dataclasses
 import functools
-import math
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -21,68 +22,19 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 from torch import nn
 
 from ._compat import Interval, Options, StrOptions, fit_context
-from ._device import (
-    TORCH_DTYPES,
-    inference_device,
-    own_torch_state,
-    resolve_device,
-    to_cpu,
-)
-from ._neighbors import (
-    CodePlacement,
-    NeighborBatches,
-    auto_noise,
-    auto_transform_neighbors,
-    auto_weight,
-    neighbor_codes,
-    neighbor_graph,
-)
+from ._data import batch_sources, validation_split
+from ._device import inference_device, own_torch_state, resolve_device, to_cpu
+from ._inference import InferenceMixin, inference_copy
+from ._neighbors import neighbor_codes
 from ._networks import ACTIVATIONS, NetworkConfig
-from ._scaling import mean_and_scale, standardize, without_far_rows
-from ._streaming import (
-    StreamedArray,
-    StreamedBatches,
-    is_dask_array,
-    is_streamed,
-    map_dask_blocks,
-)
-from ._training import History, TensorBatches, make_optimizer, train
-
-# Values per inference batch (rows x widest layer): enough rows to keep the
-# matrix multiplications efficient, and temporaries of at most 16 MB, which
-# malloc recycles instead of mapping fresh pages (and page-faulting) each call.
-INFERENCE_BATCH_VALUES = 2**21
-
-# On a GPU a batch costs a copy in, a few dozen kernel launches and a copy
-# out whatever its size: 1,000,000 rows of 784 features in 12 batches of
-# 256 MB, not 374 of 8 MB.
-DEVICE_INFERENCE_BATCH_VALUES = 2**26
-
-# max_iter="auto": at least this many epochs and this many optimizer steps.
-MIN_EPOCHS, MIN_STEPS = 60, 2000
-
-# With the neighbour term a fit runs at least MIN_STEPS steps, or this many
-# epochs where that is fewer (UMAP's count for small data): see unjudged_steps.
-MIN_PAIRED_EPOCHS = 500
-
-
-def unjudged_steps(data) -> int:
-    """How many steps a fit on ``data`` runs before its convergence is judged.
-
-    0 for plain rows. With the neighbour term an epoch's loss comes from
-    pairs drawn at random: on small data (an epoch of one batch) the rule
-    would stop on a lucky draw after a few dozen steps, where the term needs
-    hundreds (design notes, "Small tables, and a neighbour term in the
-    estimators"); on tiny data MIN_PAIRED_EPOCHS epochs of one step each are
-    enough, and fit in a second or two.
-    """
-    if not data.paired:
-        return 0
-    return min(MIN_STEPS, MIN_PAIRED_EPOCHS * data.n_batches)
+from ._plan import FitPlan, network_settings, plan_fit
+from ._scaling import mean_and_scale, without_far_rows
+from ._streaming import StreamedArray, is_streamed
+from ._training import History, make_optimizer, train
 
 
 @contextlib.contextmanager
@@ -110,18 +62,9 @@ def build_model(config: NetworkConfig, seed: int) -> nn.Module:
     return config.build(torch.Generator(device="cpu").manual_seed(seed))
 
 
-def inference_copy(module: nn.Module, device: torch.device, dtype) -> nn.Module:
-    """A private copy of ``module`` on the inference device and dtype.
-
-    Concurrent transform() calls share no mutable state. (torch.func.functional_call is
-    no way out: it swaps the tensors into the shared module for the duration of the
-    call.)
-    """
-    dtype = TORCH_DTYPES[np.dtype(dtype)]
-    return copy.deepcopy(module).to(device=device, dtype=dtype)
-
-
-class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseAutoencoder(
+    InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Base class for the autoencoder estimators; not for direct use.
 
     Subclasses provide ``_config_type`` (what describes their networks and
@@ -244,7 +187,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         with restore_on_failure(self):
             X, config = self._validate_training_data(X, first_call=True)
-            self._fit(X, config, first_call=True, n_epochs=None)
+            self._fit(X, config, first_call=True, incremental=False)
         return self
 
     @fit_context(prefer_skip_nested_validation=True)
@@ -271,7 +214,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         first_call = not hasattr(self, "_model")
         with restore_on_failure(self):
             X, config = self._validate_training_data(X, first_call=first_call)
-            self._fit(X, config, first_call=first_call, n_epochs=1, incremental=True)
+            self._fit(X, config, first_call=first_call, incremental=True)
         return self
 
     def _validate_training_data(self, X, *, first_call: bool):
@@ -311,12 +254,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             for field in dataclasses.fields(self._config_type)
             if field.name not in shared
         }
-        if self.neighbor_weight == "auto":
-            settings["neighbor_weight"] = auto_weight(n_features, self.n_components)
-        if self.input_noise == "auto":
-            settings["input_noise"] = auto_noise(
-                n_features, settings["neighbor_weight"]
-            )
+        params = self.get_params(deep=False)
+        settings.update(network_settings(params, n_features))
         return self._config_type(
             n_features=n_features,
             hidden_layer_sizes=self._hidden_layer_sizes(),
@@ -335,34 +274,38 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return tuple(int(h) for h in hidden)
 
-    def _fit(
-        self,
-        X: np.ndarray,
-        config: NetworkConfig,
-        *,
-        first_call: bool,
-        n_epochs: int | None,
-        incremental: bool = False,
-    ) -> None:
+    def _fit(self, X, config: NetworkConfig, *, first_call: bool, incremental: bool):
         device = resolve_device(self.device)
         with own_torch_state(device, training=True):
-            self._train(X, config, device, first_call, n_epochs, incremental)
+            self._train(X, config, device, first_call, incremental)
 
-    def _train(self, X, config, device, first_call, n_epochs, incremental) -> None:
+    def _train(self, X, config, device, first_call, incremental) -> None:
+        """One fit or partial_fit call: plan, data, model, training, fitted state."""
         rng = check_random_state(self.random_state)
         init_seed, shuffle_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        if not isinstance(X, StreamedArray):
+        streamed = isinstance(X, StreamedArray)
+        if not streamed:
             # Gross outlier rows count neither in mean_ and scale_ nor in
             # training: one row a million times too large outweighs all the
             # others together in a squared error, and the network fits it
             # instead of them. Streamed rows, read a buffer at a time, keep
             # them in training.
             X = without_far_rows(X)
-        self._check_transform_neighbors(X, incremental)
+        # As MLP, partial_fit ignores early_stopping: one epoch per call has
+        # nothing to stop, and later calls could not extend the scores.
+        validate = self.early_stopping and not incremental
+        split = validation_split(X, self.validation_fraction if validate else None, rng)
+        plan = plan_fit(
+            self.get_params(deep=False),
+            config,
+            n_train=len(X) - split.n_validation,
+            streamed=streamed,
+            incremental=incremental,
+        )
         if first_call:
             if not config.standardizes:
                 mean, scale = np.zeros(X.shape[1]), 1.0
-            elif isinstance(X, StreamedArray):
+            elif streamed:
                 mean, scale = X.fit_scaling()
             else:
                 mean, scale = mean_and_scale(X)  # of the rows left above
@@ -382,34 +325,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             # A copy: Adam updates the loaded moments in place, and a failed
             # call must not leave NaN in the fitted optimizer state.
             optimizer.load_state_dict(copy.deepcopy(optimizer_state))
-        batch_size = 256 if self.batch_size == "auto" else self.batch_size
-        # As MLP, partial_fit ignores early_stopping: one epoch per call has
-        # nothing to stop, and later calls could not extend the scores.
-        data, validation = self._batch_sources(
-            X,
-            mean,
-            scale,
-            rng,
-            batch_size,
-            device,
-            pairs=self._pairs(X, config, incremental),
-            validate=not incremental,
+        data, validation = batch_sources(
+            X, mean, scale, split, plan, rng, device, self.shuffle
         )
-        if n_epochs is None:
-            n_epochs = self.max_iter_ = self._resolve_max_iter(data)
-        generator = torch.Generator(device=device).manual_seed(int(shuffle_seed))
-
         converged = train(
             model,
             optimizer,
             data,
             validation,
             history=history,
-            n_epochs=n_epochs,
+            n_epochs=plan.max_iter,
             shuffle=self.shuffle,
-            generator=generator,
+            generator=torch.Generator(device=device).manual_seed(int(shuffle_seed)),
             kl_warmup_steps=self._kl_warmup_steps,
-            unjudged_steps=unjudged_steps(data),
+            unjudged_steps=plan.unjudged_steps,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             check_convergence=not incremental,
@@ -417,7 +346,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         )
         if not incremental and not converged:
             warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({n_epochs}) reached "
+                f"Stochastic optimizer: maximum iterations ({plan.max_iter}) reached "
                 "and the optimization hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -431,8 +360,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._optimizer_state = to_cpu(optimizer.state_dict())
         self._history = history
         self.encoder_, self.decoder_ = model.encoder, model.decoder
-        # Inference reads the fitted config, never the parameters, which
-        # set_params may have changed since (as PCA reads components_).
+        # Inference reads the fitted config and plan, never the parameters,
+        # which set_params may have changed since (as PCA reads components_).
         self.n_components_ = config.n_components
         self.n_iter_ = len(history.loss_curve)
         self.loss_curve_ = list(history.loss_curve)
@@ -440,39 +369,23 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if history.validation_scores:
             self.validation_scores_ = list(history.validation_scores)
             self.best_validation_score_ = history.best_validation_score
-        self._neighbor_codes = self._keep_neighbor_codes(X, data, incremental, rng)
+        self._show_plan(plan)
+        self._neighbor_codes = None
+        if plan.transform_neighbors:
+            self._neighbor_codes = self._keep_neighbor_codes(data, rng)
         self._after_fit()
 
-    def _check_transform_neighbors(self, X, incremental: bool) -> None:
-        forced = not isinstance(self.transform_neighbors, str)  # not "auto"
-        if (
-            forced
-            and self.transform_neighbors
-            and (incremental or isinstance(X, StreamedArray))
-        ):
-            raise ValueError(
-                "transform_neighbors=True needs a fit on rows in memory, whose "
-                "codes transform places new rows among; partial_fit and arrays "
-                "streamed from disk or dask train with transform_neighbors=False "
-                "or 'auto' (which leaves them out)."
-            )
+    def _show_plan(self, plan: FitPlan) -> None:
+        """The plan's decisions as fitted attributes (see ``_plan.py``)."""
+        self.neighbor_weight_ = plan.neighbor_weight
+        self.input_noise_ = plan.input_noise
+        self.transform_neighbors_ = plan.transform_neighbors
+        self.batch_size_ = plan.batch_size
+        self.max_iter_ = plan.max_iter
 
-    def _keep_neighbor_codes(self, X, data, incremental: bool, rng) -> dict | None:
-        """The training rows and their codes, for ``transform`` to place new rows.
-
-        Kept by a fit on rows in memory with ``transform_neighbors=True``, or
-        ``"auto"`` for 2-D codes of up to 100,000 rows of 16 features or
-        more; None otherwise, and after ``partial_fit``, which moves the
-        codes they were taken from.
-        """
-        if incremental or isinstance(X, StreamedArray):
-            return None
+    def _keep_neighbor_codes(self, data, rng) -> dict:
+        """The training rows and their codes, for ``transform`` to place new rows."""
         rows = (data.plain if data.paired else data).X  # the standardized rows
-        wanted = self.transform_neighbors
-        if isinstance(wanted, str):  # "auto"
-            wanted = auto_transform_neighbors(*rows.shape, self.n_components_)
-        if not wanted:
-            return None
         rows = rows.cpu().numpy()
         device = inference_device(self.device)
         encoder = inference_copy(self.encoder_, device, rows.dtype)
@@ -482,224 +395,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         seed = rng.randint(np.iinfo(np.int32).max)
         with own_torch_state(device, training=False):
             return neighbor_codes(rows, codes, seed, device)
-
-    def _pairs(self, X, config: NetworkConfig, incremental: bool) -> bool:
-        """Whether this call trains on rows paired with their neighbours.
-
-        ``"auto"`` leaves out partial_fit (one epoch per call gives the term
-        too few steps, and each call would search its own neighbours) and
-        streamed arrays (the search needs the rows in memory); a weight asked
-        for explicitly is refused for streamed arrays rather than ignored.
-        """
-        if not config.neighbor_weight:
-            return False
-        streamed = isinstance(X, StreamedArray)
-        if self.neighbor_weight == "auto":
-            return not (incremental or streamed)
-        if streamed:
-            raise ValueError(
-                "neighbor_weight > 0 needs the training rows in memory to find "
-                "their neighbours; arrays streamed from disk or dask train with "
-                "neighbor_weight=0 or 'auto' (which leaves the term out for them)."
-            )
-        return True
-
-    def _resolve_max_iter(self, data) -> int:
-        """The number of epochs ``max_iter="auto"`` stands for, on ``data``.
-
-        At least ``MIN_EPOCHS`` and enough epochs for ``MIN_STEPS`` optimizer
-        steps. Quality depends on the number of steps more than
-        on epochs: 60 epochs of 60,000 samples are 14,000 steps, but 60 epochs of 500
-        samples only 120. With the neighbour term, twice its minimum
-        (``unjudged_steps``): room for the stopping rule to be heard after it
-        (at exactly the minimum, a fit of all 1,797 digits ran out of epochs
-        with its loss still falling, and warned).
-        """
-        if self.max_iter != "auto":
-            return self.max_iter
-        if data.paired:
-            return max(MIN_EPOCHS, 2 * math.ceil(unjudged_steps(data) / data.n_batches))
-        return max(MIN_EPOCHS, math.ceil(MIN_STEPS / data.n_batches))
-
-    def _batch_sources(
-        self, X, mean, scale, rng, batch_size, device, *, pairs, validate
-    ):
-        """Batch sources of the training rows and of the validation rows.
-
-        The rows are standardized float32; the validation rows, held out for
-        early stopping, are None without it. With ``pairs`` the training rows
-        come paired with their graph neighbours, for the neighbour term.
-        """
-        validate = validate and self.early_stopping
-        if isinstance(X, StreamedArray):
-            return self._streamed_batch_sources(
-                X, mean, scale, rng, batch_size, device, validate=validate
-            )
-        if not validate:
-            X_train, X_val = standardize(X, mean, scale, np.float32), None
-        else:
-            n_val = int(round(self.validation_fraction * len(X)))
-            self._check_validation_split(n_val, len(X))
-            order = rng.permutation(len(X))
-            # Standardized in shuffled order, so the split is two views, not copies.
-            X_std = standardize(X, mean, scale, np.float32, order)
-            X_train, X_val = X_std[n_val:], X_std[:n_val]
-        batch_size = min(batch_size, len(X_train))
-        data = TensorBatches(torch.from_numpy(X_train).to(device), batch_size)
-        if pairs and len(X_train) > 1:
-            # The graph of this call's training rows (a fit's, or a
-            # partial_fit chunk's), found once.
-            graph = neighbor_graph(X_train, rng.randint(np.iinfo(np.int32).max))
-            data = NeighborBatches(data, graph, shuffle=self.shuffle)
-        if X_val is None:
-            return data, None
-        return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
-
-    def _streamed_batch_sources(
-        self, X, mean, scale, rng, batch_size, device, *, validate
-    ):
-        """``_batch_sources`` for a ``StreamedArray``: rows held out at random."""
-        if not validate:
-            batch_size = min(batch_size, len(X))
-            return StreamedBatches(X, mean, scale, batch_size, device), None
-        masks = X.validation_masks(self.validation_fraction, rng.randint(2**31))
-        n_val = int(sum(np.count_nonzero(mask) for mask in masks))
-        self._check_validation_split(n_val, len(X))
-        batch_size = min(batch_size, len(X) - n_val)
-        data = StreamedBatches(X, mean, scale, batch_size, device, masks, keep=False)
-        validation = StreamedBatches(X, mean, scale, batch_size, device, masks)
-        return data, validation
-
-    def _check_validation_split(self, n_val: int, n_samples: int) -> None:
-        if n_val < 1 or n_val >= n_samples:
-            raise ValueError(
-                f"early_stopping with validation_fraction="
-                f"{self.validation_fraction} leaves no training or no "
-                f"validation sample out of {n_samples}; use more samples or "
-                "early_stopping=False."
-            )
-
-    # -- inference -----------------------------------------------------------------
-
-    def _batched(
-        self, function, X: np.ndarray, n_out: int, values_per_row: int | None = None
-    ) -> np.ndarray:
-        """Apply ``function`` (tensor -> tensor) to X in large batches.
-
-        Without gradient tracking; the result has X's dtype. ``values_per_row``
-        is the widest intermediate per row (default: the wider of input and
-        output).
-        """
-        values_per_row = values_per_row or max(X.shape[1], n_out, self.n_features_in_)
-        device = inference_device(self.device)
-        batch_values = (
-            INFERENCE_BATCH_VALUES
-            if device.type == "cpu"
-            else DEVICE_INFERENCE_BATCH_VALUES
-        )
-        batch_size = max(1, batch_values // values_per_row)
-        out = np.empty((len(X), n_out), dtype=X.dtype)
-        with own_torch_state(device, training=False):
-            for start in range(0, len(X), batch_size):
-                chunk = X[start : start + batch_size]
-                if not (chunk.flags.c_contiguous and chunk.flags.writeable):
-                    # torch.from_numpy shares memory: it needs a writable
-                    # C-ordered array (memmaps, views, pandas frames); the same
-                    # layout also gives bit-identical results for any input.
-                    chunk = np.array(chunk, order="C")
-                result = function(torch.from_numpy(chunk).to(device))
-                # Straight into the output's memory: from a GPU, one copy
-                # instead of one to a new host tensor and one from it.
-                torch.from_numpy(out[start : start + batch_size]).copy_(result)
-        return out
-
-    def transform(self, X):
-        """Encode X into the latent space.
-
-        The encoder's codes, each moved to the densest point of its nearest
-        training rows' codes where the fit kept them (``transform_neighbors``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_components)
-            The codes, in the dtype of X.
-        """
-        check_is_fitted(self)
-        if is_dask_array(X):
-            n_in, n_out = self.n_features_in_, self.n_components_
-            return map_dask_blocks(self, "transform", X, n_in, n_out)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        device = inference_device(self.device)
-        encoder = inference_copy(self.encoder_, device, X.dtype)
-        # Standardize batch by batch in torch, in X's precision (exact enough:
-        # subtracting the float32-rounded mean adds at most X's own rounding).
-        mean = torch.as_tensor(self.mean_, dtype=TORCH_DTYPES[X.dtype], device=device)
-        placement = None
-        if self._neighbor_codes is not None and self.transform_neighbors:
-            placement = CodePlacement(
-                self._neighbor_codes, device, TORCH_DTYPES[X.dtype]
-            )
-
-        def encode(x):
-            x = torch.sub(x, mean).div_(self.scale_)
-            codes = self._encode(x, encoder)
-            return codes if placement is None else placement(x, codes)
-
-        return self._batched(encode, X, self.n_components_)
-
-    def inverse_transform(self, X):
-        """Decode latent points back to the input space (the decoder's mean).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Latent points.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, `n_features_in_`)
-            The decoded data, in the dtype of X.
-        """
-        check_is_fitted(self)
-        if is_dask_array(X):
-            n_in, n_out = self.n_components_, self.n_features_in_
-            return map_dask_blocks(self, "inverse_transform", X, n_in, n_out)
-        Z = self._validate_codes(X)
-        device = inference_device(self.device)
-        decoder = inference_copy(self.decoder_, device, Z.dtype)
-        # Fold "* scale_ + mean_" into the private copy's last linear layer, so
-        # the network writes the final values in one pass (without
-        # standardization they are 1 and 0: then it changes nothing).
-        last = decoder[-1]
-        with torch.no_grad():
-            last.weight.mul_(self.scale_)
-            last.bias.mul_(self.scale_).add_(
-                torch.as_tensor(self.mean_, dtype=last.bias.dtype, device=device)
-            )
-        return self._batched(
-            lambda z: self._config.decoder_mean(decoder(z)), Z, self.n_features_in_
-        )
-
-    def _validate_codes(self, Z) -> np.ndarray:
-        Z = check_array(Z, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {Z.shape[1]} features, but {self.__class__.__name__} "
-                f"expects codes with n_components={self.n_components_} features."
-            )
-        return Z
-
-    @property
-    def _n_features_out(self):
-        # Raises NotFittedError (an AttributeError) before fit, so that
-        # get_feature_names_out() needs a fitted estimator, as in PCA.
-        check_is_fitted(self)
-        return self.n_components_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

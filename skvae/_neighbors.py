@@ -45,37 +45,6 @@ KERNEL_SCALE = 3.0
 # (UMAP's negative_sample_rate).
 NEGATIVES = 5
 
-# neighbor_weight="auto": the term weighs as much as the reconstruction of
-# this many features. The losses are means per feature, so the weight is this
-# over n_features: 2 on iris' 4 features and 0.6 on wine's 13, where small
-# tables need it (4 left the VAE on wine below PCA), 0.125 on digits' 64 and
-# 0.01 on Fashion-MNIST's 784, where larger weights cost reconstruction and
-# the codes' neighbours (design notes, "A default weight").
-AUTO_FEATURES = 8.0
-
-# At most this weight: on the swiss roll's 3 features (8 / 3 = 2.7) the term
-# cost the VAE's reconstruction (residual 33-34% of the variance, against at
-# most 30%), while 1 on iris' 4 features kept 5-NN above PCA's (design notes).
-AUTO_MAX_WEIGHT = 1.0
-
-# Below this weight (above 160 features) "auto" leaves the term out: on
-# Fashion-MNIST (784 features, weight 0.01; seeds 0-2) it moved neither the
-# 5-NN accuracy of the codes nor their trustworthiness, while its graph and
-# pairs cost a quarter more fit time and 0.8% more reconstruction error.
-AUTO_MIN_WEIGHT = 0.05
-
-# input_noise="auto" jitters the pairs (``jitter_pairs``), and
-# transform_neighbors="auto" places new rows (``place_codes``), on data at
-# least this wide. On digits (64 features) the noise lifted the 5-NN accuracy
-# of new rows' codes from 0.90 to 0.93, the placement to 0.97. On 4 features
-# the noise lands on the data's own few dimensions and blurs the
-# neighbourhoods the term keeps (a 100-row table: 0.887 to 0.847 for the
-# autoencoder), and there the encoder's codes already place new rows better
-# than their nearest training rows do (placed: 0.857; wine, 13 features,
-# 0.967 to 0.953). Design notes, "Noise the size of the neighbours' spacing"
-# and "Placing new rows among their neighbours' codes".
-MANIFOLD_MIN_FEATURES = 16
-
 # The noise's standard deviation, as a fraction of each pair's spacing: at
 # the full spacing digits gained as much, but a 2,000-row table of 20
 # features (8 of them noise) lost 0.06, at half at most 0.02.
@@ -113,12 +82,6 @@ REFINING_ROUNDS = 2
 # n_neighbors).
 PLACEMENT_NEIGHBORS = N_NEIGHBORS
 
-# Above this many training rows "auto" places no rows: the exact search of
-# each new row among them costs as much as encoding it many times over (on
-# Fashion-MNIST's 60,000 rows, 0.1 ms a row on two cores, twenty times the
-# encoder's), and the model would keep them all.
-PLACEMENT_MAX_ROWS = 100_000
-
 # Distances per block of the exact search (queries x training rows), on the
 # CPU and on other devices. 16 MB blocks searched 20,000 rows among 60,000
 # on two cores in 1.9 s (1 MB: 2.8 s; 64 MB and up: 3.1 s), as fast as
@@ -130,45 +93,6 @@ DEVICE_SEARCH_BLOCK_VALUES = 2**27
 # Candidates beyond the k nearest that the float32 search hands on to the
 # exact float64 distances (``_nearest``).
 SEARCH_MARGIN = 8
-
-
-def auto_weight(n_features: int, n_components: int) -> float:
-    """The weight ``neighbor_weight="auto"`` stands for: a term for 2-D maps.
-
-    0 for wider data (``AUTO_MIN_WEIGHT``), and for codes of other
-    dimensions, where it cost what it is not there for: on 1-D codes of two
-    blobs 2 standard deviations apart, a logistic regression's accuracy
-    (2-fold, 0.98 without it, 0.86 with it); on the 32-D codes of
-    Fashion-MNIST, the autoencoder's reconstruction (MSE/pixel 0.0085
-    without it, 0.0095 with it).
-    """
-    if n_components != 2:
-        return 0.0
-    weight = min(AUTO_MAX_WEIGHT, AUTO_FEATURES / n_features)
-    return weight if weight >= AUTO_MIN_WEIGHT else 0.0
-
-
-def auto_noise(n_features: int, neighbor_weight: float) -> str | float:
-    """What ``input_noise="auto"`` stands for: ``"pairs"`` (``jitter_pairs``
-    on the term's pairs) where the term is on and the data are at least
-    ``MANIFOLD_MIN_FEATURES`` wide, else no noise."""
-    if neighbor_weight and n_features >= MANIFOLD_MIN_FEATURES:
-        return "pairs"
-    return 0.0
-
-
-def auto_transform_neighbors(
-    n_samples: int, n_features: int, n_components: int
-) -> bool:
-    """What ``transform_neighbors="auto"`` stands for: place new rows
-    (``place_codes``) on 2-D codes (maps) of data at least
-    ``MANIFOLD_MIN_FEATURES`` wide, of at most ``PLACEMENT_MAX_ROWS``
-    training rows."""
-    return (
-        n_components == 2
-        and n_features >= MANIFOLD_MIN_FEATURES
-        and n_samples <= PLACEMENT_MAX_ROWS
-    )
 
 
 def jitter_pairs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -16,7 +16,10 @@ description's ``input_noise`` be ``"pairs"`` (``input_noise="auto"``), which
 readers of version 4 would take for a number; 6 adds ``transform_neighbors``
 and the training rows' codes that ``transform`` places new rows among (earlier
 files load with ``transform_neighbors=False``: their ``transform`` was the
-encoder's). ``load_model`` reads all six.
+encoder's). ``load_model`` reads all six; the fit plan's attributes
+(``neighbor_weight_``, ``input_noise_``, ``transform_neighbors_``,
+``batch_size_``, ``max_iter_``) of files written before they existed come from
+the file's networks and parameters.
 """
 
 import dataclasses
@@ -212,14 +215,32 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
         if missing:
             raise ValueError(f"missing fitted attributes {missing}")
         _check_scaling(attributes, config.n_features)
+        if params.get("transform_neighbors") is False:
+            # Saved after set_params(transform_neighbors=False), which then
+            # meant the encoder's codes: keep what its transform returned.
+            attributes["_neighbor_codes"] = None
         neighbor_codes = attributes.setdefault("_neighbor_codes", None)
         if neighbor_codes is not None:
             check_neighbor_codes(neighbor_codes, config.n_features, config.n_components)
+        _fill_plan(attributes, config, estimator)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"The skvae model file is inconsistent: {error}") from error
     vars(estimator).update(attributes)
     estimator._config = config
     return estimator
+
+
+def _fill_plan(attributes: dict, config, estimator) -> None:
+    """The fit plan's attributes of a file written before they existed."""
+    attributes.setdefault("neighbor_weight_", config.neighbor_weight)
+    attributes.setdefault("input_noise_", config.input_noise)
+    attributes.setdefault(
+        "transform_neighbors_", attributes["_neighbor_codes"] is not None
+    )
+    batch_size = estimator.batch_size
+    attributes.setdefault("batch_size_", 256 if batch_size == "auto" else batch_size)
+    max_iter = estimator.max_iter
+    attributes.setdefault("max_iter_", None if max_iter == "auto" else max_iter)
 
 
 # What every fitted estimator has, in every format version: without them the

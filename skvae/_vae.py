@@ -11,9 +11,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._base import BaseAutoencoder, inference_copy
+from ._base import BaseAutoencoder
 from ._compat import Interval, StrOptions, validate_params
 from ._device import inference_device
+from ._inference import inference_copy
 from ._networks import GaussianEncoder, NetworkConfig, mlp
 from ._streaming import is_dask_array, map_dask_blocks
 
@@ -215,6 +216,12 @@ class VAETransformer(BaseAutoencoder):
     from the prior and ``score_samples`` gives a per-sample log-likelihood
     bound.
 
+    Each "auto" setting is decided once, at the start of a fit, from the
+    data's shape and the way it is fitted, and shown after it as a fitted
+    attribute (``neighbor_weight_``, ``input_noise_``,
+    ``transform_neighbors_``, ``batch_size_``, ``max_iter_``); the user
+    guide's "What auto does" lists the rules.
+
     The Gaussian likelihood learns its noise variance (``noise_variance_``),
     which balances reconstruction against the KL term whatever the data's
     scale; the data are also centred per feature and divided by one global
@@ -233,82 +240,29 @@ class VAETransformer(BaseAutoencoder):
     input_noise : float or "auto", default="auto"
         Gaussian noise added to the encoder's input while training; the
         decoder still reconstructs the clean input (a denoising autoencoder),
-        and the codes of new samples keep their neighbourhoods better.
-
-        - "auto": with the neighbour term (``neighbor_weight``), on data of 16
-          features or more, a row and the neighbour it is paired with get
-          noise whose standard deviation is half their distance (root mean
-          square per feature): the data's own spacing, whatever its scale.
-          On digits (1,437 training rows) it raised the test 5-NN accuracy of
-          the 2-D codes from 0.90 to 0.93, and lowered the reconstruction
-          error. Narrower data, and fits without the term, get no noise: on
-          4 features it cost up to 0.04.
-        - float: the noise's standard deviation, for every training row, in
-          the units the networks see (standardized units; [0, 1] with
-          ``likelihood="bernoulli"``). On digits 0.5 raised the 5-NN accuracy from
-          0.88 to 0.92 without the neighbour term; on iris and wine it cost up to
-          0.02, and on Fashion-MNIST (60,000 rows) 0.3 and 0.6 did not help.
-          0 trains on the clean rows.
-
-        ``transform`` and the other methods never add noise; ``score_samples`` stays a
-        bound on the log-likelihood (any encoder gives one).
+        which keeps the codes of new rows nearer their neighbours'. "auto":
+        where the neighbour term trains, on data of 16 features or more, each
+        row and its paired neighbour get noise of half their distance (the
+        data's own spacing); otherwise none. A float is a standard deviation
+        in the units the networks see; 0 turns it off. The value used is
+        ``input_noise_``; inference never adds noise.
     neighbor_weight : float or "auto", default="auto"
-        Weight of a term that keeps each training row's nearest neighbours near
-        it in the code space: UMAP's fuzzy cross-entropy (a parametric UMAP)
-        between the posterior means of rows and of one of their 15 nearest
-        neighbours, against the neighbours of other rows of the batch, added to
-        the loss per feature. ``"auto"`` is ``min(1, 8 / n_features_in_)`` for 2-D codes
-        (maps) of up to 160 features, so that the term weighs as much as the
-        reconstruction of eight features (1 on iris, 0.125 on digits), and 0
-        otherwise: for wider data, where so small a weight changed nothing but
-        the fit time, and for codes of other dimensions, which it is not for;
-        it also leaves ``partial_fit`` and arrays streamed from disk or dask
-        without the term. 0 builds no graph and trains the plain objective. The
-        neighbours are found once per ``fit`` (each ``partial_fit`` call: among
-        its own rows), on the first 50 principal components of wider data,
-        exactly, or approximately with ``pynndescent`` (if installed) above
-        200,000 rows; a number > 0 needs the training rows in memory. With the
-        term a fit runs at least 2,000 steps or 500 epochs, whichever is fewer,
-        before its stopping rule is heard, and ``shuffle=False`` takes the rows
-        in order (their neighbours still at random). Measured (design notes),
-        5-NN accuracy of the 2-D codes (means over three splits): on iris
-        (5-fold) 0.87 at 0 and 0.90 to 0.94 at ``"auto"`` (PCA's 0.92); on
-        digits 0.87 at 0, 0.90 at ``"auto"`` and 0.92 at 1; on Fashion-MNIST
-        larger weights cost: at 1 the test 5-NN fell from 0.746 to 0.713 and
-        the reconstruction error rose. ``score_samples`` stays a bound on
-        the log-likelihood; ``loss_curve_`` includes the term.
+        Weight of a parametric UMAP term that keeps each training row's 15
+        nearest neighbours near it in the code space. "auto": for 2-D codes,
+        ``min(1, 8 / n_features_in_)``, and off where that is below 0.05
+        (wider than 160 features), for other ``n_components``, for
+        ``partial_fit`` and for data streamed from disk or dask (the search
+        needs every row in memory). 0 turns it off; a number > 0 needs rows
+        in memory. The value used is ``neighbor_weight_``.
     transform_neighbors : bool or "auto", default="auto"
-        Whether ``transform`` places each row among the codes of its nearest
-        training rows, as UMAP's ``transform`` does, rather than returning
-        the posterior mean. A fit then keeps its training rows
-        (standardized; their first 50 principal components if wider) and
-        their codes, each moved toward the codes of the row's own nearest
-        training rows (twice; this sharpens the map's clusters where the
-        data's neighbourhoods agree). ``transform`` finds a row's 15 nearest
-        training rows and moves its code from the encoder's to the nearest
-        peak of their codes, the closer rows weighing more (a mean shift
-        under UMAP's kernel, read at 100 times the codes' spread, so any
-        scale of codes is placed alike). A network places new rows between
-        clusters where their neighbours lie on one side: on digits (1,437
-        training rows) placing raised the test 5-NN accuracy of the 2-D
-        codes from 0.93 to 0.97 (UMAP's 0.977); on Fashion-MNIST (60,000
-        rows) from 0.74 to 0.80 (t-SNE's 0.80) and the trustworthiness from
-        0.976 to 0.982, decoding as well as the encoder's codes. On small
-        tables the placed codes trade a little trustworthiness and decoding
-        for neighbours of the same class (breast cancer: trustworthiness
-        0.91 to 0.88, decoding error a third higher).
-        ``"auto"`` places rows for 2-D codes (maps) of data of 16 features
-        or more and at most 100,000 rows (beyond, each search costs more
-        than encoding the row many times over, and the model would keep
-        them all); on narrower tables the encoder's codes did as well or
-        better (wine: 0.967 against 0.953 placed). ``True`` places rows
-        after any fit on rows in memory (not ``partial_fit`` nor streamed
-        arrays); ``False`` keeps nothing. Read again by ``transform``: set
-        to ``False`` after a fit, it returns the encoder's codes. The fitted
-        model holds ``n_samples x min(n_features, 50)`` more numbers;
-        ``partial_fit`` drops them (its training moves the codes they were
-        taken from).
-        ``inverse_transform``, ``sample`` and ``score_samples`` do not use it.
+        Whether the fit keeps its training rows' codes so that ``transform``
+        places each new row among the codes of its 15 nearest training rows,
+        as UMAP's ``transform`` does. "auto": for 2-D codes of data of 16
+        features or more, fitted in memory by ``fit`` on at most 100,000 rows.
+        ``False`` keeps nothing; ``True`` needs a fit on rows in memory. What
+        the fit did is ``transform_neighbors_``; after any fit, :meth:`encode`
+        returns the encoder's own codes, and ``partial_fit`` drops the kept
+        codes (its training moves them).
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
         more prior-like latent space).
@@ -327,13 +281,13 @@ class VAETransformer(BaseAutoencoder):
         on digits both priors' codes lay 1.5 from the origin (median; 3.6
         against 1.5 without the term).
     batch_size : int or "auto", default=256
-        Minibatch size; ``"auto"`` is ``min(256, n_samples)``.
+        Minibatch size, at most the training rows; "auto" is 256. The size used is
+        ``batch_size_``.
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs. ``"auto"`` resolves to ``max_iter_``: at
-        least 60 epochs and at least 2,000 optimizer steps (small data sets
-        need more epochs; 60,000 samples get 60 epochs); with the neighbour
-        term, twice its minimum (4,000 steps, or 1,000 epochs of data of one
-        batch), so that the stopping rule can end the fit after it.
+        Maximum number of epochs. "auto": at least 60 epochs and 2,000
+        optimizer steps; with the neighbour term, twice its minimum of 2,000
+        steps or 500 epochs (whichever is fewer). The limit used is
+        ``max_iter_`` (1 after ``partial_fit``).
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     tol : float, default=1e-4
@@ -393,7 +347,16 @@ class VAETransformer(BaseAutoencoder):
     n_iter_ : int
         Epochs run.
     max_iter_ : int
-        The epoch limit ``fit`` used (``max_iter`` with "auto" resolved).
+        The epoch limit of the last call (``max_iter`` with "auto" resolved;
+        1 after ``partial_fit``).
+    batch_size_ : int
+        The minibatch size of the last call.
+    neighbor_weight_ : float
+        The neighbour term's weight in the last call's training (0: off).
+    input_noise_ : float or "pairs"
+        The encoder's input noise in the last call's training (0: none).
+    transform_neighbors_ : bool
+        Whether ``transform`` places new rows among the fit's kept codes.
     loss_ : float
         Last epoch's mean negative ELBO per feature.
     loss_curve_ : list of float

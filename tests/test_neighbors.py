@@ -15,10 +15,11 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-import skvae._base
+import skvae._data
+import skvae._inference
 import skvae._neighbors
+import skvae._plan
 from skvae import VAETransformer
-from skvae._base import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._neighbors import (
     N_NEIGHBORS,
     PROJECTION_DIMS,
@@ -29,6 +30,7 @@ from skvae._neighbors import (
     neighbor_loss,
     place_codes,
 )
+from skvae._plan import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._training import TensorBatches
 from tests._helpers import SMALL, data, outputs
 
@@ -240,7 +242,7 @@ def test_transform_places_rows_alike_in_batches_of_any_size(monkeypatch):
     fitted = VAETransformer(**SMALL).fit(X[:60])
     assert fitted._neighbor_codes is not None
     whole = fitted.transform(X[60:])
-    monkeypatch.setattr(skvae._base, "INFERENCE_BATCH_VALUES", 7 * 20)
+    monkeypatch.setattr(skvae._inference, "INFERENCE_BATCH_VALUES", 7 * 20)
     np.testing.assert_allclose(fitted.transform(X[60:]), whole, rtol=1e-6, atol=1e-7)
 
 
@@ -257,12 +259,14 @@ def test_auto_places_new_rows_of_2d_maps_of_16_features_or_more(Estimator):
     auto = Estimator(**SMALL).fit(X)
     state = auto._neighbor_codes
     assert state["rows"].shape == (60, 16) and state["codes"].shape == (60, 2)
-    encoder_codes = auto.set_params(transform_neighbors=False).transform(new)
-    np.testing.assert_array_equal(
-        auto.set_params(transform_neighbors=np.False_).transform(new), encoder_codes
-    )
-    placed = auto.set_params(transform_neighbors="auto").transform(new)
+    assert auto.transform_neighbors_ is True
+    encoder_codes = auto.encode(new)
+    placed = auto.transform(new)
     assert not np.allclose(placed, encoder_codes)
+    # Inference reads the fitted plan: set_params after the fit changes nothing.
+    np.testing.assert_array_equal(
+        auto.set_params(transform_neighbors=False).transform(new), placed
+    )
     np.testing.assert_array_equal(
         placed, place_codes((new - auto.mean_) / auto.scale_, encoder_codes, state)
     )
@@ -274,7 +278,7 @@ def test_auto_places_new_rows_of_2d_maps_of_16_features_or_more(Estimator):
     assert Estimator(**SMALL).fit(X[:, :15])._neighbor_codes is None
     assert Estimator(3, **SMALL).fit(X)._neighbor_codes is None
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(skvae._neighbors, "PLACEMENT_MAX_ROWS", 59)
+        patch.setattr(skvae._plan, "PLACEMENT_MAX_ROWS", 59)
         assert Estimator(**SMALL).fit(X)._neighbor_codes is None
     # True keeps them in all these cases.
     for forced in (
@@ -359,7 +363,7 @@ def test_without_the_setting_no_graph_is_built(Estimator, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a graph was built")
 
-    monkeypatch.setattr(skvae._base, "neighbor_graph", fail)
+    monkeypatch.setattr(skvae._data, "neighbor_graph", fail)
     Estimator(**SMALL, neighbor_weight=0.0).fit(data())
     Estimator(**SMALL, neighbor_weight=0.0).partial_fit(data())
 
@@ -371,7 +375,7 @@ def test_fit_builds_one_graph_of_its_training_rows(Estimator, monkeypatch):
         shapes.append(X.shape)
         return neighbor_graph(X, random_state)
 
-    monkeypatch.setattr(skvae._base, "neighbor_graph", record)
+    monkeypatch.setattr(skvae._data, "neighbor_graph", record)
     params = dict(SMALL, neighbor_weight=1.0)
     Estimator(**params).fit(data(50))
     assert shapes == [(50, 5)]
@@ -407,14 +411,9 @@ def test_a_fit_with_the_term_trains_its_minimum_steps(Estimator):
     [(1, MIN_PAIRED_EPOCHS), (2, 2 * MIN_PAIRED_EPOCHS), (5, MIN_STEPS)],
 )
 def test_the_minimum_is_its_steps_or_its_epochs_whichever_are_fewer(n_batches, steps):
-    class Batches:
-        paired = True
-
-    batches = Batches()
-    batches.n_batches = n_batches
-    assert unjudged_steps(batches) == steps
-    batches.paired = False  # plain rows: the stopping rule is heard at once
-    assert unjudged_steps(batches) == 0
+    assert unjudged_steps(True, n_batches) == steps
+    # Plain rows: the stopping rule is heard at once.
+    assert unjudged_steps(False, n_batches) == 0
 
 
 @pytest.mark.parametrize("batch_size, epochs", [(40, MIN_PAIRED_EPOCHS), (5, 250)])
@@ -482,7 +481,7 @@ def test_auto_leaves_partial_fit_and_streamed_data_without_the_term(
     def fail(*args, **kwargs):
         raise AssertionError("a graph was built")
 
-    monkeypatch.setattr(skvae._base, "neighbor_graph", fail)
+    monkeypatch.setattr(skvae._data, "neighbor_graph", fail)
     X = data(40)
     auto = dict(SMALL, neighbor_weight="auto")
     Estimator(**auto).partial_fit(X).partial_fit(X)

@@ -37,11 +37,13 @@ def vae(split):
     return VAETransformer(n_components=2, random_state=0).fit(X_train)
 
 
-def knn_accuracy(model, split, scale=1.0) -> float:
-    """Test accuracy of 5-NN on the codes of ``model`` (fitted on X * scale)."""
+def knn_accuracy(model, split, scale=1.0, method="transform") -> float:
+    """Test accuracy of 5-NN on the codes of ``model`` (fitted on X * scale);
+    ``method="encode"`` for the encoder's own codes."""
     X_train, X_test, y_train, y_test = split
-    knn = KNeighborsClassifier(5).fit(model.transform(X_train * scale), y_train)
-    return knn.score(model.transform(X_test * scale), y_test)
+    codes = getattr(model, method)
+    knn = KNeighborsClassifier(5).fit(codes(X_train * scale), y_train)
+    return knn.score(codes(X_test * scale), y_test)
 
 
 def test_vae_default_knn_accuracy_well_above_pca(vae, pca, split):
@@ -181,7 +183,7 @@ def test_new_digits_placed_among_their_neighbours_codes_keep_their_classes(
     placed = knn_accuracy(fitted, split)
     placed_codes = fitted.transform(X_test)
     assert fitted._neighbor_codes is not None
-    encoder = knn_accuracy(fitted.set_params(transform_neighbors=False), split)
+    encoder = knn_accuracy(fitted, split, method="encode")
     assert placed >= encoder + 0.02
     assert placed >= 0.95
     pca = PCA(n_components=2).fit(X_train)
@@ -204,13 +206,11 @@ def test_new_fashion_images_placed_among_refined_codes_keep_their_classes():
     split = X[:10_000], X_test, y[:10_000], y_test
     fitted = VAETransformer(n_components=2, random_state=0).fit(split[0])
     placed = knn_accuracy(fitted, split)
-    encoder = knn_accuracy(fitted.set_params(transform_neighbors=False), split)
+    encoder = knn_accuracy(fitted, split, method="encode")
     # The same placement among the encoder's own codes of the training rows.
-    state = dict(fitted._neighbor_codes, codes=fitted.transform(split[0]))
+    state = dict(fitted._neighbor_codes, codes=fitted.encode(split[0]))
     unrefined = [
-        place_codes(
-            (rows - fitted.mean_) / fitted.scale_, fitted.transform(rows), state
-        )
+        place_codes((rows - fitted.mean_) / fitted.scale_, fitted.encode(rows), state)
         for rows in split[:2]
     ]
     knn = KNeighborsClassifier(5).fit(unrefined[0], split[2])
