@@ -219,6 +219,7 @@ def load_model(file: str | os.PathLike | IO[bytes]) -> BaseAutoencoder:
             # Saved after set_params(transform_neighbors=False), which then
             # meant the encoder's codes: keep what its transform returned.
             attributes["_neighbor_codes"] = None
+            attributes["transform_neighbors_"] = False
         neighbor_codes = attributes.setdefault("_neighbor_codes", None)
         if neighbor_codes is not None:
             check_neighbor_codes(neighbor_codes, config.n_features, config.n_components)

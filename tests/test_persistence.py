@@ -77,6 +77,16 @@ def test_save_model_round_trip_keeps_the_training_codes_transform_places_among(
     for name, array in estimator._neighbor_codes.items():
         np.testing.assert_array_equal(loaded._neighbor_codes[name], array)
     assert_same_outputs(outputs(loaded, X), outputs(estimator, X))
+    plan = ("neighbor_weight_", "input_noise_", "transform_neighbors_")
+    plan += ("batch_size_", "max_iter_")
+    assert [getattr(loaded, a) for a in plan] == [getattr(estimator, a) for a in plan]
+    # Saved after set_params(transform_neighbors=False), which used to switch
+    # transform to the encoder's codes: the file loads as it transformed then.
+    estimator.set_params(transform_neighbors=False)
+    save_model(estimator, tmp_path / "encoder.pt")
+    encoder = load_model(tmp_path / "encoder.pt")
+    assert encoder.transform_neighbors_ is False and encoder._neighbor_codes is None
+    np.testing.assert_array_equal(encoder.transform(X), estimator.encode(X))
 
 
 def test_save_model_round_trip_with_numpy_scalar_parameters(Estimator):
@@ -160,6 +170,8 @@ def test_old_file_loads_and_transforms_bit_identically(name, version, tmp_path):
     assert model.neighbor_weight == 0.0 and model._config.neighbor_weight == 0.0
     expected = np.load(DATA / f"{name}_v{version}_transform.npy")
     np.testing.assert_array_equal(model.transform(X), expected)
+    # The fit plan's attributes, which these files predate.
+    assert model.neighbor_weight_ == 0.0 and model.transform_neighbors_ is False
     # Saved again, it is written in the current format and stays the same model.
     save_model(model, tmp_path / "again.skvae")
     content = torch.load(tmp_path / "again.skvae", weights_only=True)
