@@ -4,13 +4,18 @@ import dataclasses
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils.validation import check_array
 from torch import nn
 
 from ._base import BaseAutoencoder
 from ._compat import StrOptions
 from ._networks import NetworkConfig, mlp
+from ._objective import (
+    encoder_input,
+    neighbor_term,
+    reconstruction_loss,
+    reconstruction_losses,
+)
 from ._streaming import is_dask_array
 
 
@@ -51,23 +56,19 @@ class _AutoencoderModel(nn.Module):
         ``paired`` batch (rows, then a neighbour of each) adds the neighbour
         term on the codes.
         """
-        x_in = self.config.encoder_input(x, generator, self.training, paired)
+        config = self.config
+        x_in = encoder_input(
+            x, config.input_noise, generator, training=self.training, paired=paired
+        )
         codes = self.encoder(x_in)
         output = self.decoder(codes).to(x.dtype)  # float32 loss
-        if self.config.loss == "binary_crossentropy":
-            loss = F.binary_cross_entropy_with_logits(output, x)
-        else:
-            loss = F.mse_loss(output, x)
-        return loss + self.config.neighbor_term(codes.to(x.dtype), paired)
+        loss = reconstruction_loss(output, x, config.loss)
+        return loss + neighbor_term(codes.to(x.dtype), config.neighbor_weight, paired)
 
     def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
         """The reconstruction loss of each sample, per feature."""
         output = self.decoder(self.encoder(x)).to(x.dtype)
-        if self.config.loss == "binary_crossentropy":
-            losses = F.binary_cross_entropy_with_logits(output, x, reduction="none")
-        else:
-            losses = (output - x).square()
-        return losses.mean(-1)
+        return reconstruction_losses(output, x, self.config.loss)
 
 
 class AutoencoderTransformer(BaseAutoencoder):

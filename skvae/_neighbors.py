@@ -1,15 +1,12 @@
-"""The neighbour graph, the term that keeps it in the codes (``neighbor_weight``),
-and the placement of new rows among their training neighbours' codes
+"""The neighbour graph, the paired batches the neighbour term trains on
+(``neighbor_weight``; the term itself is in ``_objective.py``), and the
+placement of new rows among their training neighbours' codes
 (``transform_neighbors``).
 
-A parametric form of UMAP's objective (McInnes, Healy and Melville, 2018;
-Sainburg, McInnes and Gentner, 2021): each training row's nearest neighbours
-are found once per ``fit`` (or ``partial_fit`` call), and each training step
-pulls the codes of rows and of one of their neighbours together under UMAP's
-kernel while pushing them away from the neighbours of other rows in the batch.
-A new row's code then moves from the encoder's to where the codes of its
-nearest training rows are densest, as UMAP's ``transform`` places new points.
-Nothing here knows about scikit-learn estimators.
+Each training row's nearest neighbours are found once per ``fit`` (or
+``partial_fit`` call). A new row's code moves from the encoder's to where the
+codes of its nearest training rows are densest, as UMAP's ``transform`` places
+new points. Nothing here knows about scikit-learn estimators.
 """
 
 import math
@@ -18,6 +15,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
+
+from ._objective import UMAP_A, UMAP_B
 
 # UMAP's default neighbourhood size.
 N_NEIGHBORS = 15
@@ -32,26 +31,6 @@ PROJECTION_DIMS = 50
 # pynndescent's approximate one where it is installed (``pip install
 # pynndescent``; umap-learn brings it).
 EXACT_MAX_ROWS = 200_000
-
-# UMAP's kernel 1 / (1 + a d^(2b)) for its defaults min_dist=0.1, spread=1.
-UMAP_A, UMAP_B = 1.577, 0.895
-
-# The term's kernel reads the codes at 3x their size: a VAE's codes lie
-# within a few units of 0 (its prior), where at their own size UMAP's kernel
-# would see one cluster. The autoencoder's codes have no set scale and follow.
-KERNEL_SCALE = 3.0
-
-# Negatives per row: the neighbours of this many other rows of the batch
-# (UMAP's negative_sample_rate).
-NEGATIVES = 5
-
-# The noise's standard deviation, as a fraction of each pair's spacing: at
-# the full spacing digits gained as much, but a 2,000-row table of 20
-# features (8 of them noise) lost 0.06, at half at most 0.02.
-PAIR_NOISE = 0.5
-
-# Kernel values are kept within [EPS, 1 - EPS] so that a log never diverges.
-EPS = 1e-4
 
 # Mean-shift iterations of place_codes (the numbers below were measured with
 # thirty; under the earlier, wider kernel half of digits' codes settled to
@@ -93,21 +72,6 @@ DEVICE_SEARCH_BLOCK_VALUES = 2**27
 # Candidates beyond the k nearest that the float32 search hands on to the
 # exact float64 distances (``_nearest``).
 SEARCH_MARGIN = 8
-
-
-def jitter_pairs(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A paired batch (rows, then a neighbour of each) plus Gaussian noise.
-
-    Both rows of a pair get noise whose standard deviation is ``PAIR_NOISE``
-    times their distance's root mean square per feature: the data's spacing
-    where the rows lie, whatever the data's scale, width or density. The
-    encoder then sees points between and around the training rows, and maps
-    new rows closer to their neighbours' codes.
-    """
-    rows, neighbors = x.chunk(2)
-    spacing = (rows - neighbors).square().mean(-1, keepdim=True).sqrt()
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return x + PAIR_NOISE * spacing.repeat(2, 1) * noise
 
 
 def search_space(X: np.ndarray, random_state: int):
@@ -333,33 +297,6 @@ def _climb(start, distances, targets, scale: float) -> torch.Tensor:
         pull = weights / (1.0 + UMAP_A * squared.pow(UMAP_B))
         z = (pull[..., None] * targets).sum(1) / pull.sum(1, keepdim=True)
     return z / scale
-
-
-def neighbor_loss(codes: torch.Tensor) -> torch.Tensor:
-    """UMAP's fuzzy cross-entropy of a batch of paired codes, mean per pair.
-
-    ``codes`` holds 2m rows: the first m are rows' codes, the next m the codes
-    of one graph neighbour of each. A pair's kernel value q should be 1 (the
-    term -log q) and a row's kernel value with the neighbours of other rows 0
-    (the term -log(1 - q)).
-    """
-    anchors, neighbors = (KERNEL_SCALE * codes).chunk(2)
-    m = len(anchors)
-    # Row s of ``shifted``: the neighbours rolled down by s rows, so that
-    # row 0 pairs each row with its own neighbour and rows 1 to NEGATIVES
-    # with other rows' neighbours; one gather instead of a loop keeps a
-    # step on small data from being all Python and kernel launches.
-    shifts = torch.arange(min(NEGATIVES, m - 1) + 1, device=codes.device)
-    rows = torch.arange(m, device=codes.device)
-    shifted = neighbors[(rows - shifts[:, None]) % m]
-    q = _kernel(anchors, shifted).clamp(EPS, 1 - EPS)
-    return (-torch.log(q[0]) - torch.log1p(-q[1:]).sum(0)).mean()
-
-
-def _kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # clamp_min: the gradient of d^(2b) is infinite at d = 0.
-    squared = (a - b).square().sum(-1).clamp_min(1e-12)
-    return 1.0 / (1.0 + UMAP_A * squared**UMAP_B)
 
 
 class NeighborBatches:

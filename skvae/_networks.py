@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._neighbors import jitter_pairs, neighbor_loss
 from ._scaling import check_unit_interval
 
 ACTIVATIONS = {
@@ -102,7 +101,8 @@ class NetworkConfig:
     n_components: int
     activation: str
     # Keyword-only with defaults: descriptions saved before they existed load.
-    # A standard deviation, or "pairs": each pair's own spacing (jitter_pairs).
+    # A standard deviation, or "pairs": each pair's own spacing
+    # (_objective.encoder_input).
     input_noise: float | str = dataclasses.field(default=0.0, kw_only=True)
     neighbor_weight: float = dataclasses.field(default=0.0, kw_only=True)
 
@@ -131,38 +131,3 @@ class NetworkConfig:
 
     def build(self, generator: torch.Generator | None) -> nn.Module:
         raise NotImplementedError
-
-    def neighbor_term(self, codes: torch.Tensor, paired: bool) -> torch.Tensor | float:
-        """``neighbor_weight`` times the neighbour term of a paired batch's codes.
-
-        0 for a batch of plain rows (``paired`` False) or without the setting.
-        """
-        if not (paired and self.neighbor_weight):
-            return 0.0
-        return self.neighbor_weight * neighbor_loss(codes)
-
-    def encoder_input(
-        self,
-        x: torch.Tensor,
-        generator: torch.Generator,
-        training: bool,
-        paired: bool = False,
-    ) -> torch.Tensor:
-        """What the encoder reads: while training, ``x`` plus Gaussian noise (a
-        denoising autoencoder: the decoder still reconstructs ``x``); else ``x``.
-
-        The noise's standard deviation is ``input_noise``; for ``"pairs"``,
-        that of ``jitter_pairs`` on a ``paired`` batch and none on plain rows. No
-        noise is drawn where there is none, so the generator's later draws are
-        those of a model without the setting.
-        """
-        if not training:
-            return x
-        if self.input_noise == "pairs":
-            return jitter_pairs(x, generator) if paired else x
-        if not self.input_noise:
-            return x
-        noise = torch.randn(
-            x.shape, generator=generator, device=x.device, dtype=x.dtype
-        )
-        return x + self.input_noise * noise

@@ -6,7 +6,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
@@ -16,19 +15,18 @@ from ._compat import Interval, StrOptions, validate_params
 from ._device import inference_device
 from ._inference import inference_copy
 from ._networks import GaussianEncoder, NetworkConfig, mlp
+from ._objective import (
+    LOG_2PI,
+    MIN_NOISE_VARIANCE,
+    STUDENT_T_DOF,
+    bernoulli_nll,
+    encoder_input,
+    gaussian_nll,
+    kl_to_prior,
+    log_prior,
+    neighbor_term,
+)
 from ._streaming import is_dask_array, map_dask_blocks
-
-LOG_2PI = math.log(2 * math.pi)
-
-# Degrees of freedom of the Student-t prior (prior="student_t"): heavy tails
-# let clusters of codes sit apart instead of crowding around the origin, and
-# 2 was the best of those tried (design notes, "Which prior?").
-STUDENT_T_DOF = 2.0
-
-# Floor on the decoder's noise variance, in standardized units (the data's
-# variance is 1 there): keeps the likelihood finite on data a network can
-# reconstruct exactly, such as constant columns.
-MIN_NOISE_VARIANCE = 1e-6
 
 # Optimizer steps over which the KL term's weight ramps from 0 to beta, so
 # that the decoder learns to use the codes before the KL term pulls them to
@@ -41,46 +39,6 @@ KL_WARMUP_STEPS = 500
 N_SCORE_SAMPLES = 16
 
 
-def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per sample, in closed form.
-
-    0.5 * sum(mean^2 + sigma^2 - 1 - log sigma^2).
-    """
-    return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum(dim=1)
-
-
-def log_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
-    """log p(z) per latent point under the prior.
-
-    The standard normal, or the Student-t (multivariate, centred, unit scale,
-    ``STUDENT_T_DOF`` degrees of freedom).
-    """
-    if prior == "normal":
-        return -0.5 * (z.square() + LOG_2PI).sum(-1)
-    dof, n_components = STUDENT_T_DOF, z.shape[-1]
-    log_normalizer = (
-        math.lgamma((dof + n_components) / 2)
-        - math.lgamma(dof / 2)
-        - n_components / 2 * math.log(dof * math.pi)
-    )
-    return log_normalizer - (dof + n_components) / 2 * torch.log1p(
-        z.square().sum(-1) / dof
-    )
-
-
-def kl_to_prior(mean, logvar, z, prior: str) -> torch.Tensor:
-    """KL(q(z | x) || p(z)) per sample.
-
-    In closed form for the normal prior; for the Student-t prior, the entropy of q in
-    closed form and the cross-entropy E_q[-log p(z)] from ``z``, one reparametrized draw
-    from q.
-    """
-    if prior == "normal":
-        return kl_divergence(mean, logvar)
-    negative_entropy = -0.5 * (1 + LOG_2PI + logvar).sum(-1)
-    return negative_entropy - log_prior(z, prior)
-
-
 def draw_prior(rng: np.random.RandomState, n_samples: int, n_components: int, prior):
     """``n_samples`` latent points from the prior, as float64."""
     z = rng.standard_normal((n_samples, n_components))
@@ -89,22 +47,6 @@ def draw_prior(rng: np.random.RandomState, n_samples: int, n_components: int, pr
         # chi-squared / dof draw per point.
         z /= np.sqrt(rng.chisquare(STUDENT_T_DOF, size=(n_samples, 1)) / STUDENT_T_DOF)
     return z
-
-
-def gaussian_nll(squared_error: torch.Tensor, n_features: int, variance):
-    """-log N(x; mean, variance * I) per sample.
-
-    From ``squared_error`` = |x - mean|^2 per sample:
-    (|x - mean|^2 / variance + D log(2 pi variance)) / 2.
-    """
-    return 0.5 * (
-        squared_error / variance + n_features * (LOG_2PI + torch.log(variance))
-    )
-
-
-def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """-log Bernoulli(x; sigmoid(logits)) per sample (x may be fractional)."""
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,9 +122,8 @@ class _VAEModel(nn.Module):
         term on the posterior means.
         """
         negative_elbo, mean = self._negative_elbo(x, generator, kl_weight, paired)
-        return negative_elbo.mean() / x.shape[1] + self.config.neighbor_term(
-            mean, paired
-        )
+        term = neighbor_term(mean, self.config.neighbor_weight, paired)
+        return negative_elbo.mean() / x.shape[1] + term
 
     def sample_losses(self, x: torch.Tensor, generator, kl_weight) -> torch.Tensor:
         """The negative ELBO of each sample, per feature."""
@@ -192,7 +133,9 @@ class _VAEModel(nn.Module):
         """Each sample's negative ELBO, and the posterior means."""
         # Under mixed precision the networks return bfloat16: the likelihood
         # and KL terms are computed in the data's float32.
-        x_in = self.config.encoder_input(x, generator, self.training, paired)
+        x_in = encoder_input(
+            x, self.config.input_noise, generator, training=self.training, paired=paired
+        )
         mean, logvar = (t.to(x.dtype) for t in self.encoder(x_in))
         noise = torch.randn(
             mean.shape, generator=generator, device=x.device, dtype=x.dtype

@@ -27,9 +27,9 @@ from skvae._neighbors import (
     _nearest,
     neighbor_codes,
     neighbor_graph,
-    neighbor_loss,
     place_codes,
 )
+from skvae._objective import neighbor_loss
 from skvae._plan import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._training import TensorBatches
 from tests._helpers import SMALL, data, outputs

@@ -9,8 +9,8 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skvae import AutoencoderTransformer, VAETransformer
-from skvae._neighbors import PAIR_NOISE
 from skvae._networks import GaussianEncoder, NetworkConfig, mlp
+from skvae._objective import PAIR_NOISE, encoder_input
 
 
 def test_mlp_puts_an_activation_between_each_two_layers():
@@ -93,8 +93,9 @@ def test_the_encoder_reads_noise_only_while_training(input_noise):
     x = torch.ones(1000, 3)
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()
-    assert config.encoder_input(x, generator, training=False) is x
-    noisy = config.encoder_input(x, generator, training=True)
+    noise = config.input_noise
+    assert encoder_input(x, noise, generator, training=False) is x
+    noisy = encoder_input(x, noise, generator, training=True)
     if not input_noise:
         # Nothing drawn: the generator's later draws are a noiseless model's.
         assert noisy is x
@@ -117,9 +118,10 @@ def test_pairs_noise_is_each_pairs_spacing_and_only_on_paired_batches():
     spacing = torch.tensor([0.1, 1.0, 10.0, 100.0])
     x = torch.cat([rows, rows + spacing[:, None]])
     generator = torch.Generator().manual_seed(0)
-    assert config.encoder_input(x, generator, training=False, paired=True) is x
-    assert config.encoder_input(x, generator, training=True, paired=False) is x
-    noise = config.encoder_input(x, generator, training=True, paired=True) - x
+    pairs = config.input_noise
+    assert encoder_input(x, pairs, generator, training=False, paired=True) is x
+    assert encoder_input(x, pairs, generator, training=True, paired=False) is x
+    noise = encoder_input(x, pairs, generator, training=True, paired=True) - x
     expected = PAIR_NOISE * spacing.repeat(2)
     np.testing.assert_allclose(noise.std(dim=1) / expected, 1, atol=0.3)
 

@@ -13,16 +13,8 @@ from scipy import integrate, stats
 from sklearn.utils import check_random_state
 
 from skvae import VAETransformer
-from skvae._threads import ThreadGovernor
-from skvae._vae import (
-    KL_WARMUP_STEPS,
-    STUDENT_T_DOF,
-    _VAEModel,
-    draw_prior,
-    gaussian_nll,
-    kl_to_prior,
-    log_prior,
-)
+from skvae._objective import STUDENT_T_DOF, gaussian_nll, kl_to_prior, log_prior
+from skvae._vae import KL_WARMUP_STEPS, _VAEModel, draw_prior
 from tests._helpers import SMALL, data
 
 PRIORS = ["student_t", "normal"]
@@ -193,28 +185,15 @@ def test_scores_beyond_float_range_are_minus_inf_never_nan():
 
 
 def record_kl_weights(monkeypatch) -> list[float]:
-    """The KL weight of every training step, as the loop passes it.
-
-    The thread governor's timing passes (on a busy or slow machine) also call
-    the loss; they are not training steps and are left out.
-    """
-    weights, original, probing = [], _VAEModel.loss, []
-    original_probe = ThreadGovernor._probe_pass
+    """The KL weight of every training step, as the loop passes it."""
+    weights, original = [], _VAEModel.loss
 
     def loss(self, x, generator, kl_weight, paired=False):
-        if self.training and not probing:
+        if self.training:
             weights.append(kl_weight)
         return original(self, x, generator, kl_weight, paired)
 
-    def probe_pass(self, x, kl_weight):
-        probing.append(True)
-        try:
-            original_probe(self, x, kl_weight)
-        finally:
-            probing.pop()
-
     monkeypatch.setattr(_VAEModel, "loss", loss)
-    monkeypatch.setattr(ThreadGovernor, "_probe_pass", probe_pass)
     return weights
 
 
