@@ -29,8 +29,8 @@ from ._compat import Interval, Options, StrOptions, fit_context
 from ._data import batch_sources, validation_split
 from ._device import inference_device, own_torch_state, resolve_device, to_cpu
 from ._inference import InferenceMixin, inference_copy
-from ._neighbors import neighbor_codes
 from ._networks import ACTIVATIONS, NetworkConfig
+from ._placement import neighbor_codes
 from ._plan import FitPlan, network_settings, plan_fit
 from ._scaling import mean_and_scale, without_far_rows
 from ._streaming import StreamedArray, is_streamed
@@ -325,7 +325,7 @@ class BaseAutoencoder(
             # A copy: Adam updates the loaded moments in place, and a failed
             # call must not leave NaN in the fitted optimizer state.
             optimizer.load_state_dict(copy.deepcopy(optimizer_state))
-        data, validation = batch_sources(
+        data, validation, graph = batch_sources(
             X, mean, scale, split, plan, rng, device, self.shuffle
         )
         converged = train(
@@ -372,7 +372,7 @@ class BaseAutoencoder(
         self._show_plan(plan)
         self._neighbor_codes = None
         if plan.transform_neighbors:
-            self._neighbor_codes = self._keep_neighbor_codes(data, rng)
+            self._neighbor_codes = self._keep_neighbor_codes(data, graph)
         self._after_fit()
 
     def _show_plan(self, plan: FitPlan) -> None:
@@ -383,18 +383,16 @@ class BaseAutoencoder(
         self.batch_size_ = plan.batch_size
         self.max_iter_ = plan.max_iter
 
-    def _keep_neighbor_codes(self, data, rng) -> dict:
+    def _keep_neighbor_codes(self, data, graph) -> dict:
         """The training rows and their codes, for ``transform`` to place new rows."""
-        rows = (data.plain if data.paired else data).X  # the standardized rows
-        rows = rows.cpu().numpy()
+        rows = (data.plain if data.paired else data).X.cpu().numpy()  # standardized
         device = inference_device(self.device)
         encoder = inference_copy(self.encoder_, device, rows.dtype)
         codes = self._batched(
             lambda x: self._encode(x, encoder), rows, self.n_components_
         )
-        seed = rng.randint(np.iinfo(np.int32).max)
         with own_torch_state(device, training=False):
-            return neighbor_codes(rows, codes, seed, device)
+            return neighbor_codes(graph, codes, device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

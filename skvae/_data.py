@@ -2,16 +2,18 @@
 
 Rows in memory become one standardized float32 tensor on the training device
 (``TensorBatches``), paired with their graph neighbours where the plan trains
-the neighbour term (``NeighborBatches``); streamed rows are read a buffer at a
+the neighbour term (``NeighborBatches``; the term itself is in
+``_objective.py``); streamed rows are read a buffer at a
 time (``StreamedBatches``). Early stopping holds rows out of either.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
 
-from ._neighbors import NeighborBatches, neighbor_graph
+from ._graph import neighbor_graph
 from ._plan import FitPlan
 from ._scaling import standardize
 from ._streaming import StreamedArray, StreamedBatches
@@ -55,19 +57,20 @@ def validation_split(X, fraction: float | None, rng) -> ValidationSplit:
 def batch_sources(
     X, mean, scale, split: ValidationSplit, plan: FitPlan, rng, device, shuffle: bool
 ):
-    """Batch sources of the training rows and of the validation rows.
+    """Batch sources of the training and validation rows, and their graph.
 
     The rows are standardized float32; the validation rows, held out for early
-    stopping, are None without it. Where the plan pairs rows, the training rows
-    come paired with their graph neighbours (the term).
+    stopping, are None without it. The ``NeighborGraph`` of the training rows
+    is found once, where the plan pairs rows (the term) or places new rows
+    among them; else None.
     """
     batch_size = plan.batch_size
     if isinstance(X, StreamedArray):
         if split.order is None:
-            return StreamedBatches(X, mean, scale, batch_size, device), None
+            return StreamedBatches(X, mean, scale, batch_size, device), None, None
         masks = split.order
         data = StreamedBatches(X, mean, scale, batch_size, device, masks, keep=False)
-        return data, StreamedBatches(X, mean, scale, batch_size, device, masks)
+        return data, StreamedBatches(X, mean, scale, batch_size, device, masks), None
     if split.order is None:
         X_train, X_val = standardize(X, mean, scale, np.float32), None
     else:
@@ -75,11 +78,66 @@ def batch_sources(
         X_std = standardize(X, mean, scale, np.float32, split.order)
         X_train, X_val = X_std[split.n_validation :], X_std[: split.n_validation]
     data = TensorBatches(torch.from_numpy(X_train).to(device), batch_size)
-    if plan.pairs:
-        # The graph of this call's training rows (a fit's, or a partial_fit
-        # chunk's), found once.
+    graph = None
+    if plan.pairs or plan.transform_neighbors:
         graph = neighbor_graph(X_train, rng.randint(np.iinfo(np.int32).max))
-        data = NeighborBatches(data, graph, shuffle=shuffle)
-    if X_val is None:
-        return data, None
-    return data, TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
+    if plan.pairs:
+        data = NeighborBatches(data, graph.indices, shuffle=shuffle)
+    if X_val is not None:
+        X_val = TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
+    return data, X_val, graph
+
+
+class NeighborBatches:
+    """Batches of rows and one graph neighbour of each, for the neighbour term.
+
+    Each training epoch takes ``ceil(n / 2)`` rows and pairs each with one of
+    its neighbours, drawn at random, so that an epoch holds as many rows, in
+    as many batches, as a plain one; a batch's first half are rows, the
+    second half their neighbours (both halves are also reconstructed). The
+    rows are drawn at random with ``shuffle``, else taken in order, each
+    epoch going on where the last one stopped. Passes without a generator
+    (evaluation) see the plain rows in order.
+    """
+
+    paired = True
+
+    def __init__(self, plain, neighbors: np.ndarray, shuffle: bool = True):
+        self.plain = plain  # a TensorBatches
+        self.neighbors = torch.from_numpy(neighbors).to(plain.device)
+        self.n_batches = plain.n_batches
+        self.shuffle = shuffle
+        self._next_row = 0  # where the next epoch's rows start without shuffle
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    @property
+    def device(self) -> torch.device:
+        return self.plain.device
+
+    def epoch(self, generator: torch.Generator | None = None):
+        """One pass: plain rows without ``generator``, else paired batches."""
+        if generator is None:
+            return self.plain.epoch()
+        return self._paired_epoch(generator)
+
+    def _paired_epoch(self, generator):
+        X, n = self.plain.X, len(self.plain)
+        n_anchors = math.ceil(n / 2)
+        if self.shuffle:
+            order = torch.randperm(n, generator=generator, device=self.device)
+            anchors = order[:n_anchors]
+        else:
+            start, self._next_row = self._next_row, (self._next_row + n_anchors) % n
+            anchors = (start + torch.arange(n_anchors, device=self.device)) % n
+        # Every batch keeps at least one row (batch_size=1 has n batches).
+        n_batches = min(self.n_batches, len(anchors))
+        for rows in torch.tensor_split(anchors, n_batches):
+            pick = torch.randint(
+                self.neighbors.shape[1],
+                (len(rows),),
+                generator=generator,
+                device=self.device,
+            )
+            yield X[torch.cat([rows, self.neighbors[rows, pick]])]

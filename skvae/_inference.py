@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from ._device import TORCH_DTYPES, inference_device, own_torch_state
-from ._neighbors import CodePlacement
+from ._placement import CodePlacement
 from ._streaming import is_dask_array, map_dask_blocks
 
 # Values per inference batch (rows x widest layer): enough rows to keep the

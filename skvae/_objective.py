@@ -1,5 +1,6 @@
 """The training objective, in one place: reconstruction, KL, the neighbour term
-and the encoder's input noise, as functions of explicit arguments.
+and the encoder's input noise, as functions of explicit arguments; also the
+prior's draws (``sample``) and the importance-weighted bound (``score_samples``).
 
 The models (``_vae._VAEModel``, ``_autoencoder._AutoencoderModel``) add these
 up in their ``loss``; the neighbour term is a parametric form of UMAP's
@@ -11,6 +12,7 @@ other rows in the batch.
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -113,6 +115,16 @@ def log_prior(z: torch.Tensor, prior: str) -> torch.Tensor:
     )
 
 
+def draw_prior(rng: np.random.RandomState, n_samples: int, n_components: int, prior):
+    """``n_samples`` latent points from the prior (NumPy, float64), for ``sample``."""
+    z = rng.standard_normal((n_samples, n_components))
+    if prior == "student_t":
+        # A multivariate t: one normal vector over the root of a shared
+        # chi-squared / dof draw per point.
+        z /= np.sqrt(rng.chisquare(STUDENT_T_DOF, size=(n_samples, 1)) / STUDENT_T_DOF)
+    return z
+
+
 def kl_to_prior(mean, logvar, z, prior: str) -> torch.Tensor:
     """KL(q(z | x) || p(z)) per sample.
 
@@ -127,6 +139,29 @@ def kl_to_prior(mean, logvar, z, prior: str) -> torch.Tensor:
 
 
 # -- the neighbour term and the input noise ------------------------------------
+
+
+def importance_weighted_bound(x, encoder, decoder, noise, likelihood, prior, variance):
+    """Each row's importance-weighted log-likelihood bound (Burda et al., 2016).
+
+    ``x``: standardized rows; ``noise``: the shared standard normal draws,
+    shape (K, n_components), float64; ``variance``: the Gaussian likelihood's.
+    Returns shape (n, 1), float64: likelihood terms in float64, so that
+    far-out inputs do not overflow.
+    """
+    mean, logvar = (t.double() for t in encoder(x))
+    z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * noise  # (n, K, k)
+    output = decoder(z.reshape(-1, z.shape[-1]).to(x.dtype))
+    output = output.double().reshape(len(x), len(noise), -1)
+    x = x.double()[:, None]
+    if likelihood == "bernoulli":
+        # (BCE does not broadcast: expand x over the K draws.)
+        log_px = -bernoulli_nll(x.expand_as(output), output)
+    else:
+        log_px = -gaussian_nll((x - output).square().sum(-1), x.shape[-1], variance)
+    log_qz = -0.5 * (noise.square() + LOG_2PI + logvar[:, None]).sum(-1)
+    log_weights = log_px + log_prior(z, prior) - log_qz
+    return torch.logsumexp(log_weights, 1, keepdim=True) - math.log(len(noise))
 
 
 def neighbor_loss(codes: torch.Tensor) -> torch.Tensor:

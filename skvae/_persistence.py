@@ -37,7 +37,7 @@ from torch import nn
 
 from ._autoencoder import AutoencoderTransformer
 from ._base import BaseAutoencoder, build_model
-from ._neighbors import check_neighbor_codes
+from ._placement import check_neighbor_codes
 from ._training import History
 from ._vae import VAETransformer
 

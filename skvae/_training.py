@@ -128,7 +128,7 @@ class TensorBatches:
     the same ``epoch``, ``n_batches``, ``device`` and ``len``.
     """
 
-    # Plain rows (``_neighbors.NeighborBatches`` pairs rows with neighbours).
+    # Plain rows (``_data.NeighborBatches`` pairs rows with neighbours).
     paired = False
 
     def __init__(self, X: torch.Tensor, batch_size: int):

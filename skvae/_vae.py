@@ -16,14 +16,13 @@ from ._device import inference_device
 from ._inference import inference_copy
 from ._networks import GaussianEncoder, NetworkConfig, mlp
 from ._objective import (
-    LOG_2PI,
     MIN_NOISE_VARIANCE,
-    STUDENT_T_DOF,
     bernoulli_nll,
+    draw_prior,
     encoder_input,
     gaussian_nll,
+    importance_weighted_bound,
     kl_to_prior,
-    log_prior,
     neighbor_term,
 )
 from ._streaming import is_dask_array, map_dask_blocks
@@ -37,16 +36,6 @@ KL_WARMUP_STEPS = 500
 # Importance samples in score_samples; drawn once from a fixed seed and shared
 # by every row, so scores are deterministic and independent of batching.
 N_SCORE_SAMPLES = 16
-
-
-def draw_prior(rng: np.random.RandomState, n_samples: int, n_components: int, prior):
-    """``n_samples`` latent points from the prior, as float64."""
-    z = rng.standard_normal((n_samples, n_components))
-    if prior == "student_t":
-        # A multivariate t: one normal vector over the root of a shared
-        # chi-squared / dof draw per point.
-        z /= np.sqrt(rng.chisquare(STUDENT_T_DOF, size=(n_samples, 1)) / STUDENT_T_DOF)
-    return z
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,9 +209,7 @@ class VAETransformer(BaseAutoencoder):
         embeddings; but the codes spread wider than the prior, and a few of
         its far draws decode outside the data's range (its KL term has no
         closed form and is estimated from the reconstruction's draw). With the
-        neighbour term (``neighbor_weight``) the term sets the map's size, and
-        on digits both priors' codes lay 1.5 from the origin (median; 3.6
-        against 1.5 without the term).
+        neighbour term the term, not the prior, sets the map's size.
     batch_size : int or "auto", default=256
         Minibatch size, at most the training rows; "auto" is 256. The size used is
         ``batch_size_``.
@@ -236,10 +223,8 @@ class VAETransformer(BaseAutoencoder):
     tol : float, default=1e-4
         Training stops when the loss (negative ELBO per feature) or, with early
         stopping, the validation score has not improved by at least ``tol``
-        for ``n_iter_no_change`` consecutive epochs. Not judged during the KL
-        warm-up (the first 500 optimizer steps, at most a quarter of a fit's):
-        there the KL term's weight ramps from 0 to ``beta``, against
-        posterior collapse.
+        for ``n_iter_no_change`` consecutive epochs; not judged during the KL
+        warm-up, whose weight ramps from 0 to ``beta`` against posterior collapse.
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
     early_stopping : bool, default=False
@@ -259,10 +244,8 @@ class VAETransformer(BaseAutoencoder):
         Print one line per epoch: loss, validation score and seconds.
     device : str, default="auto"
         Torch device for training and inference: ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"``, ``"mps"`` or ``"auto"`` (a GPU when there is one).
-        On CPUs with native bfloat16, networks with a layer of at least
-        100,000 weights train with bfloat16 matrix products (mixed
-        precision; see the user guide's "Speed on CPUs").
+        ``"cuda:N"``, ``"mps"`` or ``"auto"`` (a GPU when there is one). See
+        the user guide's "Speed on CPUs" for mixed precision on CPUs.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and the reparametrization
         noise. The global torch RNG is not touched.
@@ -481,24 +464,8 @@ class VAETransformer(BaseAutoencoder):
             # Standardized batch by batch (no standardized copy of all of X),
             # in float64 as ``standardize`` computes it.
             x = x.double().sub(mean_).div_(self.scale_).to(x.dtype)
-            mean, logvar = encoder(x)
-            # Likelihood terms in float64: far-out inputs must not overflow.
-            mean, logvar = mean.double(), logvar.double()
-            z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * noise  # (n, K, k)
-            output = decoder(z.reshape(-1, self.n_components_).to(x.dtype))
-            output = output.double().reshape(len(x), N_SCORE_SAMPLES, -1)
-            x = x.double()[:, None]
-            if likelihood == "bernoulli":
-                # (BCE does not broadcast: expand x over the K draws.)
-                log_px = -bernoulli_nll(x.expand_as(output), output)
-            else:
-                squared_error = (x - output).square().sum(-1)
-                log_px = -gaussian_nll(squared_error, x.shape[-1], variance)
-            log_pz = log_prior(z, prior)
-            log_qz = -0.5 * (noise.square() + LOG_2PI + logvar[:, None]).sum(-1)
-            log_weights = log_px + log_pz - log_qz
-            return torch.logsumexp(log_weights, 1, keepdim=True) - math.log(
-                N_SCORE_SAMPLES
+            return importance_weighted_bound(
+                x, encoder, decoder, noise, likelihood, prior, variance
             )
 
         scores = self._batched(

@@ -16,20 +16,14 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 import skvae._data
+import skvae._graph
 import skvae._inference
-import skvae._neighbors
 import skvae._plan
 from skvae import VAETransformer
-from skvae._neighbors import (
-    N_NEIGHBORS,
-    PROJECTION_DIMS,
-    NeighborBatches,
-    _nearest,
-    neighbor_codes,
-    neighbor_graph,
-    place_codes,
-)
+from skvae._data import NeighborBatches
+from skvae._graph import N_NEIGHBORS, PROJECTION_DIMS, nearest, neighbor_graph
 from skvae._objective import neighbor_loss
+from skvae._placement import neighbor_codes, place_codes
 from skvae._plan import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
 from skvae._training import TensorBatches
 from tests._helpers import SMALL, data, outputs
@@ -40,6 +34,11 @@ def recall(graph, X):
     expected = brute_force_neighbors(X, graph.shape[1])
     found = [len(set(g) & set(e)) for g, e in zip(graph, expected, strict=True)]
     return np.mean(found) / graph.shape[1]
+
+
+def placement_state(rows, codes):
+    """What a fit keeps for placement, from the graph of ``rows``."""
+    return neighbor_codes(neighbor_graph(rows, random_state=0), codes)
 
 
 def brute_force_neighbors(X, k):
@@ -53,15 +52,22 @@ def brute_force_neighbors(X, k):
 
 def test_graph_holds_each_rows_nearest_other_rows():
     X = data(60, 4)
-    graph = neighbor_graph(X, random_state=0)
-    assert graph.shape == (60, N_NEIGHBORS)
+    found = neighbor_graph(X, random_state=0)
+    graph = found.indices
+    assert graph.shape == found.distances.shape == (60, N_NEIGHBORS)
     assert not np.any(graph == np.arange(60)[:, None])  # never the row itself
     expected = brute_force_neighbors(X, N_NEIGHBORS)
     np.testing.assert_array_equal(np.sort(graph, axis=1), np.sort(expected, axis=1))
+    # Nearest first, at their distances.
+    rows = np.arange(60)[:, None]
+    np.testing.assert_allclose(
+        found.distances, np.linalg.norm(X[rows] - X[graph], axis=-1), rtol=1e-5
+    )
+    assert np.all(np.diff(found.distances, axis=1) >= 0)
 
 
 def test_graph_of_few_rows_holds_all_the_others():
-    graph = neighbor_graph(data(4, 3), random_state=0)
+    graph = neighbor_graph(data(4, 3), random_state=0).indices
     assert graph.shape == (4, 3)
     for row, neighbors in enumerate(graph):
         assert sorted(neighbors) == sorted(set(range(4)) - {row})
@@ -73,14 +79,16 @@ def test_graph_of_wide_rows_searches_their_principal_components():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(400, 5)) @ rng.normal(size=(5, 300))
     X += 0.05 * rng.normal(size=X.shape)
-    assert recall(neighbor_graph(X, random_state=0), X) > 0.95
+    assert recall(neighbor_graph(X, random_state=0).indices, X) > 0.95
 
 
 def test_graph_of_many_rows_is_approximate_with_pynndescent(monkeypatch):
     pytest.importorskip("pynndescent")
-    monkeypatch.setattr(skvae._neighbors, "EXACT_MAX_ROWS", 100)
+    monkeypatch.setattr(skvae._graph, "EXACT_MAX_ROWS", 100)
     X = data(500, 6)
-    graph = neighbor_graph(X, random_state=0)
+    found = neighbor_graph(X, random_state=0)
+    graph = found.indices
+    assert found.distances.shape == graph.shape
     assert graph.shape == (500, N_NEIGHBORS) and graph.dtype == np.int64
     assert not np.any(graph == np.arange(500)[:, None])
     assert recall(graph, X) > 0.9
@@ -126,7 +134,7 @@ def two_groups(n_per_group=20, seed=0):
 
 def test_a_new_row_placed_between_the_groups_moves_to_its_neighbours_codes():
     rows, codes = two_groups()
-    state = neighbor_codes(rows, codes, random_state=0)
+    state = placement_state(rows, codes)
     new = np.zeros((2, 4))
     new[1] += 10.0  # one row beside each group
     # The encoder put both halfway between the groups.
@@ -140,7 +148,7 @@ def test_the_fit_moves_a_training_code_that_sits_among_the_other_groups_codes():
     rows, codes = two_groups()
     stray = codes.copy()
     stray[0] = [5.0, 0.0]  # row 0 lies in the first group, its code in the second
-    refined = neighbor_codes(rows, stray, random_state=0)["codes"]
+    refined = placement_state(rows, stray)["codes"]
     np.testing.assert_allclose(refined[0], [0.0, 0.0], atol=0.1)
     # The others stay with their groups (drawing a little closer together).
     np.testing.assert_allclose(refined[1:20], np.zeros((19, 2)), atol=0.2)
@@ -149,7 +157,7 @@ def test_the_fit_moves_a_training_code_that_sits_among_the_other_groups_codes():
 
 def test_no_more_training_rows_than_a_neighbourhood_keep_their_codes():
     codes = data(N_NEIGHBORS, 2).astype(np.float32)
-    state = neighbor_codes(data(N_NEIGHBORS, 4), codes, random_state=0)
+    state = placement_state(data(N_NEIGHBORS, 4), codes)
     np.testing.assert_array_equal(state["codes"], codes)
 
 
@@ -159,24 +167,22 @@ def test_the_placement_reads_codes_relative_to_their_spread():
     rows, codes = two_groups()
     new = np.random.RandomState(1).normal(5, 4, (12, 4)).astype(np.float32)
     start = np.random.RandomState(2).normal(2, 2, (12, 2))
-    small = place_codes(new, start, neighbor_codes(rows, codes, random_state=0))
-    large = place_codes(
-        new, 1000 * start, neighbor_codes(rows, 1000 * codes, random_state=0)
-    )
+    small = place_codes(new, start, placement_state(rows, codes))
+    large = place_codes(new, 1000 * start, placement_state(rows, 1000 * codes))
     assert not np.allclose(small, start, atol=0.1)
     np.testing.assert_allclose(large, 1000 * small, rtol=1e-4, atol=1e-3)
 
 
 def test_codes_without_spread_are_left_where_the_encoder_put_them():
     rows, _ = two_groups()
-    state = neighbor_codes(rows, np.ones((len(rows), 2)), random_state=0)
+    state = placement_state(rows, np.ones((len(rows), 2)))
     start = np.array([[3.0, -2.0]])
     np.testing.assert_array_equal(place_codes(rows[:1], start, state), start)
 
 
 def test_a_row_is_placed_the_same_alone_or_among_others():
     rows, codes = two_groups()
-    state = neighbor_codes(rows, codes, random_state=0)
+    state = placement_state(rows, codes)
     new = np.random.RandomState(1).normal(5, 4, (12, 4)).astype(np.float32)
     start = np.random.RandomState(2).normal(2, 2, (12, 2)).astype(np.float32)
     together = place_codes(new, start, state)
@@ -186,7 +192,7 @@ def test_a_row_is_placed_the_same_alone_or_among_others():
 
 def test_rows_out_of_reach_keep_the_encoders_code():
     rows, codes = two_groups()
-    state = neighbor_codes(rows, codes, random_state=0)
+    state = placement_state(rows, codes)
     new = np.array([[np.inf, 0, 0, 0], [0, 0, 0, 0.0]])
     start = np.array([[1.0, 1.0], [np.nan, 1.0]])
     placed = place_codes(new, start, state)
@@ -197,26 +203,18 @@ def test_rows_out_of_reach_keep_the_encoders_code():
 @pytest.mark.parametrize("block_values", [None, 7 * 50])
 def test_search_finds_each_rows_nearest_rows_in_any_blocks(monkeypatch, block_values):
     """The exact search, in one block or in blocks of 7 queries, finds the
-    brute-force neighbours and their distances; with ``leave_out_self`` each
-    row's own index is left out wherever its block starts."""
+    brute-force neighbours and their distances."""
     if block_values:
-        monkeypatch.setattr(skvae._neighbors, "SEARCH_BLOCK_VALUES", block_values)
+        monkeypatch.setattr(skvae._graph, "SEARCH_BLOCK_VALUES", block_values)
     rows = data(50, 6).astype(np.float32)
     queries = data(23, 6, seed=1).astype(np.float32)
-    distances, indices = _nearest(torch.tensor(queries), torch.tensor(rows), 5)
+    distances, indices = nearest(torch.tensor(queries), torch.tensor(rows), 5)
     expected = np.linalg.norm(queries[:, None] - rows[None], axis=-1)
     np.testing.assert_array_equal(
         indices.numpy(), np.argsort(expected, axis=1, kind="stable")[:, :5]
     )
     np.testing.assert_allclose(
         distances.numpy(), np.sort(expected, axis=1)[:, :5], rtol=1e-6
-    )
-    _, own_left_out = _nearest(
-        torch.tensor(rows), torch.tensor(rows), N_NEIGHBORS, leave_out_self=True
-    )
-    np.testing.assert_array_equal(
-        np.sort(own_left_out.numpy(), axis=1),
-        np.sort(brute_force_neighbors(rows, N_NEIGHBORS), axis=1),
     )
 
 
@@ -227,7 +225,7 @@ def test_search_tells_near_ties_apart_in_float64():
     rows = np.full((40, 3), 1000.0, dtype=np.float32)
     rows[:, 0] += np.arange(40, dtype=np.float32) * 0.25
     query = rows[17:18] + np.float32(0.0625)
-    distances, indices = _nearest(torch.tensor(query), torch.tensor(rows), 3)
+    distances, indices = nearest(torch.tensor(query), torch.tensor(rows), 3)
     assert indices[0].tolist() == [17, 18, 16]
     np.testing.assert_allclose(
         distances[0].numpy(), np.sqrt([3 * 0.0625**2, 0.0625**2 * 2 + 0.1875**2,
@@ -248,7 +246,7 @@ def test_transform_places_rows_alike_in_batches_of_any_size(monkeypatch):
 
 def test_wide_rows_are_placed_in_their_principal_components():
     X = data(80, PROJECTION_DIMS + 10).astype(np.float32)
-    state = neighbor_codes(X, data(80, 2), random_state=0)
+    state = placement_state(X, data(80, 2))
     assert state["rows"].shape == (80, PROJECTION_DIMS)
     assert state["components"].shape == (PROJECTION_DIMS, PROJECTION_DIMS + 10)
     assert place_codes(X[:3], data(3, 2), state).shape == (3, 2)
@@ -314,7 +312,7 @@ def test_streamed_data_keeps_no_codes_and_refuses_true(Estimator):
 
 def test_paired_batches_hold_rows_then_one_neighbour_of_each():
     X = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3)  # row i is i
-    graph = neighbor_graph(X.numpy(), random_state=0)
+    graph = neighbor_graph(X.numpy(), random_state=0).indices
     paired = NeighborBatches(TensorBatches(X, batch_size=10), graph)
     generator = torch.Generator().manual_seed(0)
     batches = list(paired.epoch(generator))
@@ -335,7 +333,7 @@ def test_paired_batches_hold_rows_then_one_neighbour_of_each():
 
 def test_paired_batches_without_shuffle_take_the_rows_in_turn():
     X = torch.arange(10.0).reshape(10, 1)
-    graph = neighbor_graph(X.numpy(), random_state=0)
+    graph = neighbor_graph(X.numpy(), random_state=0).indices
     paired = NeighborBatches(TensorBatches(X, batch_size=10), graph, shuffle=False)
     generator = torch.Generator().manual_seed(0)
     rows = [next(paired.epoch(generator))[:5, 0].tolist() for _ in range(3)]
@@ -345,12 +343,12 @@ def test_paired_batches_without_shuffle_take_the_rows_in_turn():
 def test_graph_of_fewer_rows_than_projection_dims_of_wide_data():
     X = np.random.RandomState(0).normal(size=(40, 100))
     brute = NearestNeighbors(n_neighbors=15).fit(X).kneighbors()[1]
-    np.testing.assert_array_equal(neighbor_graph(X, random_state=0), brute)
+    np.testing.assert_array_equal(neighbor_graph(X, random_state=0).indices, brute)
 
 
 def test_paired_batches_of_one_row_each_are_never_empty():
     X = torch.randn(5, 2)
-    graph = neighbor_graph(X.numpy(), random_state=0)
+    graph = neighbor_graph(X.numpy(), random_state=0).indices
     paired = NeighborBatches(TensorBatches(X, batch_size=1), graph)
     batches = list(paired.epoch(torch.Generator().manual_seed(0)))
     assert [len(b) for b in batches] == [2, 2, 2]
@@ -386,6 +384,36 @@ def test_fit_builds_one_graph_of_its_training_rows(Estimator, monkeypatch):
     estimator = Estimator(**params)
     estimator.partial_fit(data(30, seed=1)).partial_fit(data(20, seed=2))
     assert shapes[2:] == [(30, 5), (20, 5)]
+
+
+@pytest.mark.parametrize("neighbor_weight", [0.0, 1.0])
+def test_the_term_and_placement_share_one_search_and_one_projection(
+    Estimator, monkeypatch, neighbor_weight
+):
+    """One graph per fit, whether it serves placement alone or the term too:
+    placement keeps the graph's projected rows and projection."""
+    graphs, projections = [], []
+
+    def record(X, random_state):
+        graphs.append(neighbor_graph(X, random_state))
+        return graphs[-1]
+
+    def count(X, random_state):
+        projections.append(X.shape)
+        return search_space(X, random_state)
+
+    search_space = skvae._graph.search_space
+    monkeypatch.setattr(skvae._data, "neighbor_graph", record)
+    monkeypatch.setattr(skvae._graph, "search_space", count)
+    X = data(80, PROJECTION_DIMS + 10)
+    fitted = Estimator(
+        **SMALL, neighbor_weight=neighbor_weight, transform_neighbors=True
+    ).fit(X)
+    assert len(graphs) == 1 and projections == [(80, PROJECTION_DIMS + 10)]
+    kept = fitted._neighbor_codes
+    assert kept["rows"] is graphs[0].rows
+    assert kept["components"] is graphs[0].components
+    assert kept["rows"].shape == (80, PROJECTION_DIMS)
 
 
 def test_the_setting_changes_the_fit_and_is_seeded(Estimator):

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 from skvae import AutoencoderTransformer, VAETransformer
-from skvae._neighbors import place_codes
+from skvae._placement import place_codes
 from skvae.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .._vae import STUDENT_T_DOF
+from .._objective import STUDENT_T_DOF
 from ._common import (
     axes_and_figure,
     check_dims,
