@@ -42,6 +42,7 @@ def state_dicts_equal(a, b) -> bool:
 # -- the scikit-learn workflow --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_transform_shapes_default_construction(digits):
     X, _ = digits
     vae = VAETransformer(n_components=2, max_iter=5, random_state=0).fit(X)
@@ -361,6 +362,7 @@ def test_dataframe_input_records_feature_names(Estimator, digits):
     np.testing.assert_array_equal(est.transform(df), plain.transform(X))
 
 
+@pytest.mark.slow
 def test_autoencoder_score_is_the_negative_reconstruction_error(digits):
     X = digits[0]
     short = AutoencoderTransformer(max_iter=2, random_state=0).fit(X)

@@ -34,6 +34,7 @@ def client():
         yield client
 
 
+@pytest.mark.slow
 def test_inference_on_the_cluster_equals_in_memory(client, Estimator):
     X = data(1000)
     fitted = Estimator(**SMALL).fit(X)
@@ -77,6 +78,7 @@ def searches():
     return X, y, unsupervised, supervised
 
 
+@pytest.mark.slow
 def test_searches_under_the_dask_joblib_backend(client):
     X, y, unsupervised, supervised = searches()
     with parallel_backend("dask"):
@@ -86,6 +88,7 @@ def test_searches_under_the_dask_joblib_backend(client):
     assert supervised.best_score_ > 0.9  # the classes are 2 standard deviations apart
 
 
+@pytest.mark.slow
 def test_searches_with_process_workers():
     X, y, unsupervised, supervised = searches()
     unsupervised.fit(X)

@@ -47,6 +47,7 @@ def _digits_like(n_features):
 
 # 2-D maps of 64 features train the neighbour term and input noise; of 200
 # features, the plain objective.
+@pytest.mark.slow
 @pytest.mark.parametrize("n_features", [64, 200], ids=["neighbor_term", "plain"])
 def test_same_random_state_same_model_beside_busy_processes(
     Estimator, n_features, busy_cores
@@ -62,6 +63,7 @@ def test_same_random_state_same_model_beside_busy_processes(
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_same_random_state_same_model_streamed_beside_busy_processes(
     Estimator, tmp_path, busy_cores
 ):

@@ -110,6 +110,7 @@ def _transform_in_cpu_only_process(model, X, tmp_path):
     return np.load(codes), np.load(decoded)
 
 
+@pytest.mark.slow
 def test_cuda_device_model_transforms_in_cpu_only_process(Estimator, tmp_path):
     # Fitted here on the CPU, then marked for CUDA as a GPU-trained model is:
     # a CPU-only process must still transform with it, falling back to the CPU.
@@ -122,6 +123,7 @@ def test_cuda_device_model_transforms_in_cpu_only_process(Estimator, tmp_path):
     np.testing.assert_array_equal(decoded, expected[1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_model_fitted_on_cuda_transforms_in_cpu_only_process(Estimator, tmp_path):
     X = load_digits().data[:300] / 16

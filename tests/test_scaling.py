@@ -98,6 +98,7 @@ def test_scale_of_huge_data_is_not_mistaken_for_constant():
     np.testing.assert_allclose(huge.transform(X * 1e200), small.transform(X))
 
 
+@pytest.mark.slow
 def test_one_gross_outlier_row_does_not_ruin_the_others(Estimator):
     # One digit a million times too large: the mean and scale it would
     # dominate shrink the other rows to 1e-5-sized inputs, and the model

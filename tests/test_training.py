@@ -348,6 +348,7 @@ def fit(Estimator, X, monkeypatch, *, bfloat16: bool):
     return Estimator(max_iter=40, device="cpu", random_state=0).fit(X)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_learns_as_well_as_float32(Estimator, digits, monkeypatch):
     X, _ = digits
     X_train, X_test = X[:1400], X[1400:]
@@ -369,6 +370,7 @@ def test_bfloat16_training_learns_as_well_as_float32(Estimator, digits, monkeypa
     assert mixed.transform(X_test).dtype == X_test.dtype
 
 
+@pytest.mark.slow
 def test_bfloat16_training_is_deterministic(digits, monkeypatch):
     X, _ = digits
     first = fit(VAETransformer, X, monkeypatch, bfloat16=True)
@@ -377,6 +379,7 @@ def test_bfloat16_training_is_deterministic(digits, monkeypatch):
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bfloat16", [False, True])
 def test_training_inside_callers_autocast_is_unchanged(digits, monkeypatch, bfloat16):
     # The caller's autocast must not reach the training (float16 products, or

@@ -94,6 +94,7 @@ def integrated_log_likelihood(vae, X, prior):
     return np.array(log_p) - X.shape[1] * np.log(vae.scale_)
 
 
+@pytest.mark.slow
 def test_score_samples_bounds_integrated_log_likelihood(vae_1d, digits):
     X = digits[0][1400:1500]
     gap = vae_1d.score_samples(X) - integrated_log_likelihood(vae_1d, X, vae_1d.prior)
@@ -197,6 +198,7 @@ def record_kl_weights(monkeypatch) -> list[float]:
     return weights
 
 
+@pytest.mark.slow
 def test_vae_kl_warmup_spans_partial_fit_calls(digits, monkeypatch):
     # The ramp counts optimizer steps over all calls: a stream of chunks warms
     # up once, as one fit does, and a later call does not restart it.
