@@ -29,9 +29,9 @@ from ._compat import Interval, Options, StrOptions, fit_context
 from ._data import batch_sources, validation_split
 from ._device import inference_device, own_torch_state, resolve_device, to_cpu
 from ._inference import InferenceMixin, inference_copy
-from ._networks import ACTIVATIONS, NetworkConfig
+from ._networks import ACTIVATIONS, NetworkConfig, build_model
 from ._placement import neighbor_codes
-from ._plan import FitPlan, network_settings, plan_fit
+from ._plan import network_settings, plan_fit
 from ._scaling import mean_and_scale, without_far_rows
 from ._streaming import StreamedArray, is_streamed
 from ._training import History, make_optimizer, train
@@ -52,14 +52,6 @@ def restore_on_failure(estimator):
         vars(estimator).clear()
         vars(estimator).update(state)
         raise
-
-
-def build_model(config: NetworkConfig, seed: int) -> nn.Module:
-    """The model ``config`` describes, with weights drawn from ``seed``.
-
-    From a private generator: the caller's global RNGs are neither drawn nor seeded.
-    """
-    return config.build(torch.Generator(device="cpu").manual_seed(seed))
 
 
 class BaseAutoencoder(
@@ -302,29 +294,11 @@ class BaseAutoencoder(
             streamed=streamed,
             incremental=incremental,
         )
-        if first_call:
-            if not config.standardizes:
-                mean, scale = np.zeros(X.shape[1]), 1.0
-            elif streamed:
-                mean, scale = X.fit_scaling()
-            else:
-                mean, scale = mean_and_scale(X)  # of the rows left above
-            model = build_model(config, int(init_seed))
-            optimizer_state, history = None, History()
-        else:
-            mean, scale = self.mean_, self.scale_
-            # Train copies: a failure or an interrupt leaves the fitted state intact.
-            model = copy.deepcopy(self._model)
-            optimizer_state = self._optimizer_state
-            history = copy.deepcopy(self._history)
-            shuffle_seed += len(history.loss_curve)  # a new order for each call
-
-        model.to(device)
-        optimizer = make_optimizer(model, self.learning_rate_init)
-        if optimizer_state is not None:
-            # A copy: Adam updates the loaded moments in place, and a failed
-            # call must not leave NaN in the fitted optimizer state.
-            optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        mean, scale = self._scaling(X, config, first_call)
+        model, optimizer, history = self._starting_model(
+            config, device, first_call, int(init_seed)
+        )
+        shuffle_seed += len(history.loss_curve)  # a new order for each call
         data, validation, graph = batch_sources(
             X, mean, scale, split, plan, rng, device, self.shuffle
         )
@@ -351,8 +325,42 @@ class BaseAutoencoder(
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        self._store(config, mean, scale, model, optimizer, history, plan)
+        self._neighbor_codes = None
+        if plan.transform_neighbors:
+            self._neighbor_codes = self._keep_neighbor_codes(data, graph)
+        self._after_fit()
 
-        # Keep fitted modules on the CPU so that plain pickle works everywhere.
+    def _scaling(self, X, config, first_call: bool):
+        """``mean_`` and ``scale_``: fixed by the first call, from X."""
+        if not first_call:
+            return self.mean_, self.scale_
+        if not config.standardizes:
+            return np.zeros(X.shape[1]), 1.0
+        return X.fit_scaling() if isinstance(X, StreamedArray) else mean_and_scale(X)
+
+    def _starting_model(self, config, device, first_call: bool, seed: int):
+        """The model, its optimizer and its history: new at the first call, else
+        copies of the fitted ones, so that a failure or an interrupt leaves the
+        fitted state intact."""
+        if first_call:
+            model, optimizer_state, history = build_model(config, seed), None, History()
+        else:
+            model = copy.deepcopy(self._model)
+            # A copy: Adam updates the loaded moments in place, and a failed
+            # call must not leave NaN in the fitted optimizer state.
+            optimizer_state = copy.deepcopy(self._optimizer_state)
+            history = copy.deepcopy(self._history)
+        model.to(device)
+        optimizer = make_optimizer(model, self.learning_rate_init)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        return model, optimizer, history
+
+    def _store(self, config, mean, scale, model, optimizer, history, plan) -> None:
+        """The fitted state. Inference reads it, never the parameters, which
+        set_params may have changed since (as PCA reads components_)."""
+        # Fitted modules stay on the CPU so that plain pickle works everywhere.
         model.to("cpu").eval()
         self._config = config
         self.mean_, self.scale_ = mean, scale
@@ -360,8 +368,6 @@ class BaseAutoencoder(
         self._optimizer_state = to_cpu(optimizer.state_dict())
         self._history = history
         self.encoder_, self.decoder_ = model.encoder, model.decoder
-        # Inference reads the fitted config and plan, never the parameters,
-        # which set_params may have changed since (as PCA reads components_).
         self.n_components_ = config.n_components
         self.n_iter_ = len(history.loss_curve)
         self.loss_curve_ = list(history.loss_curve)
@@ -369,14 +375,7 @@ class BaseAutoencoder(
         if history.validation_scores:
             self.validation_scores_ = list(history.validation_scores)
             self.best_validation_score_ = history.best_validation_score
-        self._show_plan(plan)
-        self._neighbor_codes = None
-        if plan.transform_neighbors:
-            self._neighbor_codes = self._keep_neighbor_codes(data, graph)
-        self._after_fit()
-
-    def _show_plan(self, plan: FitPlan) -> None:
-        """The plan's decisions as fitted attributes (see ``_plan.py``)."""
+        # The plan's decisions (see _plan.py).
         self.neighbor_weight_ = plan.neighbor_weight
         self.input_noise_ = plan.input_noise
         self.transform_neighbors_ = plan.transform_neighbors

@@ -131,3 +131,11 @@ class NetworkConfig:
 
     def build(self, generator: torch.Generator | None) -> nn.Module:
         raise NotImplementedError
+
+
+def build_model(config: NetworkConfig, seed: int) -> nn.Module:
+    """The model ``config`` describes, with weights drawn from ``seed``.
+
+    From a private generator: the caller's global RNGs are neither drawn nor seeded.
+    """
+    return config.build(torch.Generator(device="cpu").manual_seed(seed))

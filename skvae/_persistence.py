@@ -36,7 +36,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._autoencoder import AutoencoderTransformer
-from ._base import BaseAutoencoder, build_model
+from ._base import BaseAutoencoder
+from ._networks import build_model
 from ._placement import check_neighbor_codes
 from ._training import History
 from ._vae import VAETransformer
