@@ -26,11 +26,11 @@ from sklearn.utils.validation import check_array, validate_data
 from torch import nn
 
 from ._compat import Interval, Options, StrOptions, fit_context
-from ._data import batch_sources, validation_split
+from ._data import batch_sources, training_rows_at, validation_split
 from ._device import inference_device, own_torch_state, resolve_device, to_cpu
 from ._inference import InferenceMixin, inference_copy
 from ._networks import ACTIVATIONS, NetworkConfig, build_model
-from ._placement import neighbor_codes
+from ._placement import landmark_codes, landmarks
 from ._plan import network_settings, plan_fit
 from ._scaling import mean_and_scale, without_far_rows
 from ._streaming import StreamedArray, is_streamed
@@ -299,8 +299,10 @@ class BaseAutoencoder(
             config, device, first_call, int(init_seed)
         )
         shuffle_seed += len(history.loss_curve)  # a new order for each call
-        data, validation, graph = batch_sources(
-            X, mean, scale, split, plan, rng, device, self.shuffle
+        # Seeds the neighbour graph of the term and the landmarks of placement.
+        graph_seed = rng.randint(np.iinfo(np.int32).max)
+        data, validation = batch_sources(
+            X, mean, scale, split, plan, graph_seed, device, self.shuffle
         )
         converged = train(
             model,
@@ -328,7 +330,7 @@ class BaseAutoencoder(
         self._store(config, mean, scale, model, optimizer, history, plan)
         self._neighbor_codes = None
         if plan.transform_neighbors:
-            self._neighbor_codes = self._keep_neighbor_codes(data, graph)
+            self._neighbor_codes = self._keep_neighbor_codes(data, graph_seed)
         self._after_fit()
 
     def _scaling(self, X, config, first_call: bool):
@@ -382,16 +384,22 @@ class BaseAutoencoder(
         self.batch_size_ = plan.batch_size
         self.max_iter_ = plan.max_iter
 
-    def _keep_neighbor_codes(self, data, graph) -> dict:
-        """The training rows and their codes, for ``transform`` to place new rows."""
-        rows = (data.plain if data.paired else data).X.cpu().numpy()  # standardized
+    def _keep_neighbor_codes(self, data, seed: int) -> dict:
+        """At most ``LANDMARK_ROWS`` training rows (``landmarks``) and their
+        codes, for ``transform`` to place new rows among."""
+        positions = landmarks(len(data), seed)
         device = inference_device(self.device)
-        encoder = inference_copy(self.encoder_, device, rows.dtype)
-        codes = self._batched(
-            lambda x: self._encode(x, encoder), rows, self.n_components_
-        )
+        encoder = inference_copy(self.encoder_, device, np.dtype(np.float32))
+
+        def encode(rows):
+            return self._batched(
+                lambda x: self._encode(x, encoder), rows, self.n_components_
+            )
+
         with own_torch_state(device, training=False):
-            return neighbor_codes(graph, codes, device)
+            return landmark_codes(
+                lambda: training_rows_at(data, positions), encode, seed, device
+            )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -55,22 +55,21 @@ def validation_split(X, fraction: float | None, rng) -> ValidationSplit:
 
 
 def batch_sources(
-    X, mean, scale, split: ValidationSplit, plan: FitPlan, rng, device, shuffle: bool
+    X, mean, scale, split: ValidationSplit, plan: FitPlan, graph_seed, device, shuffle
 ):
-    """Batch sources of the training and validation rows, and their graph.
+    """Batch sources of the training and validation rows.
 
     The rows are standardized float32; the validation rows, held out for early
-    stopping, are None without it. The ``NeighborGraph`` of the training rows
-    is found once, where the plan pairs rows (the term) or places new rows
-    among them; else None.
+    stopping, are None without it. Where the plan pairs rows (the term), each
+    with its neighbours in the training rows' ``NeighborGraph``.
     """
     batch_size = plan.batch_size
     if isinstance(X, StreamedArray):
         if split.order is None:
-            return StreamedBatches(X, mean, scale, batch_size, device), None, None
+            return StreamedBatches(X, mean, scale, batch_size, device), None
         masks = split.order
         data = StreamedBatches(X, mean, scale, batch_size, device, masks, keep=False)
-        return data, StreamedBatches(X, mean, scale, batch_size, device, masks), None
+        return data, StreamedBatches(X, mean, scale, batch_size, device, masks)
     if split.order is None:
         X_train, X_val = standardize(X, mean, scale, np.float32), None
     else:
@@ -78,14 +77,29 @@ def batch_sources(
         X_std = standardize(X, mean, scale, np.float32, split.order)
         X_train, X_val = X_std[split.n_validation :], X_std[: split.n_validation]
     data = TensorBatches(torch.from_numpy(X_train).to(device), batch_size)
-    graph = None
-    if plan.pairs or plan.transform_neighbors:
-        graph = neighbor_graph(X_train, rng.randint(np.iinfo(np.int32).max))
     if plan.pairs:
+        graph = neighbor_graph(X_train, graph_seed)
         data = NeighborBatches(data, graph.indices, shuffle=shuffle)
     if X_val is not None:
         X_val = TensorBatches(torch.from_numpy(X_val).to(device), batch_size)
-    return data, X_val, graph
+    return data, X_val
+
+
+# Landmark rows handed over a block at a time from rows in memory: 32 MB of
+# float32 at 784 features.
+LANDMARK_BLOCK_ROWS = 2**13
+
+
+def training_rows_at(data, positions: np.ndarray):
+    """The standardized float32 training rows of the batch source ``data`` at
+    the sorted ``positions``, as numpy blocks (streamed rows: in one pass)."""
+    if isinstance(data, StreamedBatches):
+        yield from data.rows_at(positions)
+        return
+    X = (data.plain if data.paired else data).X
+    for start in range(0, len(positions), LANDMARK_BLOCK_ROWS):
+        picked = torch.as_tensor(positions[start : start + LANDMARK_BLOCK_ROWS])
+        yield X[picked.to(X.device)].cpu().numpy()
 
 
 class NeighborBatches:

@@ -74,13 +74,54 @@ def neighbor_graph(X: np.ndarray, random_state: int) -> NeighborGraph:
     """The ``NeighborGraph`` of the rows X: ``k = min(N_NEIGHBORS, n_samples -
     1)`` nearest other rows of each, Euclidean, in the ``search_space`` of X."""
     projected, (center, components) = search_space(X, random_state)
+    return projected_graph(projected, center, components, random_state)
+
+
+def projected_graph(projected, center, components, random_state) -> NeighborGraph:
+    """The ``NeighborGraph`` of rows already in their search space."""
     rows = np.ascontiguousarray(projected, np.float32)
-    k = min(N_NEIGHBORS, len(X) - 1)
+    k = min(N_NEIGHBORS, len(rows) - 1)
     if k < 1:
-        distances, indices = np.empty((len(X), 0)), np.empty((len(X), 0), np.int64)
+        distances = np.empty((len(rows), 0))
+        indices = np.empty((len(rows), 0), np.int64)
     else:
-        distances, indices = _search(projected, k, random_state)
+        distances, indices = _search(rows, k, random_state)
     return NeighborGraph(rows, center, components, distances, indices)
+
+
+def principal_axes(blocks):
+    """``(center, components)`` of the first ``PROJECTION_DIMS`` principal
+    components of the rows that ``blocks`` (an iterable of arrays) holds, or
+    ``(None, None)`` where they are not wider than that, or not more.
+
+    Exact, from the covariance summed block by block in float64, so that the
+    rows are never held at full width at once (streamed landmarks).
+    """
+    n_rows, total, products = 0, 0.0, 0.0
+    for block in blocks:
+        block = np.asarray(block, np.float64)
+        n_rows += len(block)
+        total = total + block.sum(0)
+        products = products + block.T @ block
+    width = np.shape(products)[0] if n_rows else 0
+    if min(n_rows, width) <= PROJECTION_DIMS:
+        return None, None
+    center = total / n_rows
+    covariance = products / n_rows - np.outer(center, center)
+    _, vectors = np.linalg.eigh(covariance)  # ascending eigenvalues
+    components = vectors[:, ::-1][:, :PROJECTION_DIMS].T
+    # Each axis' largest entry positive (as scikit-learn's svd_flip), so that
+    # sums taken in other blocks cannot flip an axis.
+    largest = np.abs(components).argmax(1)
+    components *= np.sign(components[np.arange(len(components)), largest])[:, None]
+    return center.astype(np.float32), np.ascontiguousarray(components, np.float32)
+
+
+def project(X: np.ndarray, center, components) -> np.ndarray:
+    """Rows X in the search space ``(center, components)`` (float32)."""
+    if components is None:
+        return np.asarray(X, np.float32)
+    return ((X - center) @ components.T).astype(np.float32)
 
 
 def _search(X: np.ndarray, k: int, random_state: int):

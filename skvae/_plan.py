@@ -15,8 +15,9 @@ shows the same table; the design notes hold the measurements):
 - ``input_noise``: ``"pairs"`` (noise of half each pair's spacing) where the
   term trains and the data are at least ``MANIFOLD_MIN_FEATURES`` wide; else 0.
 - ``transform_neighbors``: for 2-D codes of data at least
-  ``MANIFOLD_MIN_FEATURES`` wide, fitted by ``fit`` in memory on at most
-  ``PLACEMENT_MAX_ROWS`` rows.
+  ``MANIFOLD_MIN_FEATURES`` wide, fitted by ``fit`` (in memory or streamed,
+  of any number of rows: placement keeps at most ``LANDMARK_ROWS`` of them,
+  see ``_placement.py``).
 - ``batch_size``: ``DEFAULT_BATCH_SIZE`` rows, at most the training rows.
 - ``max_iter``: at least ``MIN_EPOCHS`` epochs and ``MIN_STEPS`` steps; with
   the term, twice ``unjudged_steps``; one epoch per ``partial_fit`` call.
@@ -54,11 +55,6 @@ AUTO_MIN_WEIGHT = 0.05
 # there the encoder's codes already place new rows better than their nearest
 # training rows do.
 MANIFOLD_MIN_FEATURES = 16
-
-# Above this many training rows "auto" places no rows: the exact search of each
-# new row among them costs many encoder passes, and the model would keep them
-# all.
-PLACEMENT_MAX_ROWS = 100_000
 
 # batch_size="auto": the classic recipe's batch.
 DEFAULT_BATCH_SIZE = 256
@@ -145,9 +141,9 @@ def plan_fit(
     ``params`` are the estimator's parameters; ``config`` the networks' settings
     (``network_settings``, fixed by the first call). ``"auto"`` leaves the term
     and placement out of ``partial_fit`` (one epoch per call gives the term too
-    few steps, and moves the codes placement reads) and of streamed arrays (the
-    neighbour search needs every row in memory); asked for explicitly there,
-    they are refused rather than ignored.
+    few steps, and moves the codes placement reads) and the term out of
+    streamed arrays (its neighbour graph needs every row in memory); asked for
+    explicitly there, they are refused rather than ignored.
     """
     weight = config.neighbor_weight
     in_memory_fit = not (streamed or incremental)
@@ -168,15 +164,13 @@ def plan_fit(
         place = (
             config.n_components == 2
             and config.n_features >= MANIFOLD_MIN_FEATURES
-            and n_train <= PLACEMENT_MAX_ROWS
-            and in_memory_fit
+            and not incremental
         )
-    elif place and not in_memory_fit:
+    elif place and incremental:
         raise ValueError(
-            "transform_neighbors=True needs a fit on rows in memory, whose "
-            "codes transform places new rows among; partial_fit and arrays "
-            "streamed from disk or dask train with transform_neighbors=False "
-            "or 'auto' (which leaves them out)."
+            "transform_neighbors=True needs a fit, whose rows' codes transform "
+            "places new rows among; partial_fit trains with "
+            "transform_neighbors=False or 'auto' (which leaves them out)."
         )
 
     batch_size = params["batch_size"]

@@ -166,6 +166,27 @@ class StreamedBatches:
     def __len__(self) -> int:
         return self.n_rows
 
+    def rows_at(self, positions: np.ndarray) -> Iterator[np.ndarray]:
+        """The standardized float32 rows at the sorted ``positions`` (among
+        this source's rows, in stored order), a block at a time, in one pass
+        over the blocks that hold them."""
+        needed, picks, offset = [], [], 0
+        for i, (start, stop) in enumerate(self.source.blocks):
+            n = stop - start if self.masks is None else int(self._kept(i).sum())
+            low, high = np.searchsorted(positions, [offset, offset + n])
+            if high > low:
+                needed.append(i)
+                picks.append(positions[low:high] - offset)
+            offset += n
+        blocks = self.source.iter_blocks(needed)
+        for i, pick, block in zip(needed, picks, blocks, strict=True):
+            if self.masks is not None:
+                block = block[self._kept(i)]
+            yield standardize(block[pick], self.mean, self.scale, np.float32)
+
+    def _kept(self, block: int) -> np.ndarray:
+        return self.masks[block] == self.keep
+
     def _buffers(self, order) -> Iterator[torch.Tensor]:
         """Standardized float32 rows on the device, one buffer of blocks at a time."""
         for start in range(0, len(order), BLOCKS_PER_BUFFER):
@@ -173,8 +194,7 @@ class StreamedBatches:
             blocks = self.source.read(indices)
             if self.masks is not None:
                 blocks = [
-                    b[self.masks[i] == self.keep]
-                    for i, b in zip(indices, blocks, strict=True)
+                    b[self._kept(i)] for i, b in zip(indices, blocks, strict=True)
                 ]
             rows = np.empty((sum(map(len, blocks)), self.source.shape[1]), np.float32)
             end = 0

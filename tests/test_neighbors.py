@@ -20,11 +20,12 @@ import skvae._graph
 import skvae._inference
 import skvae._plan
 from skvae import VAETransformer
-from skvae._data import NeighborBatches
+from skvae._data import NeighborBatches, validation_split
 from skvae._graph import N_NEIGHBORS, PROJECTION_DIMS, nearest, neighbor_graph
 from skvae._objective import neighbor_loss
-from skvae._placement import neighbor_codes, place_codes
+from skvae._placement import LANDMARK_ROWS, landmarks, neighbor_codes, place_codes
 from skvae._plan import MIN_PAIRED_EPOCHS, MIN_STEPS, unjudged_steps
+from skvae._streaming import StreamedArray, StreamedBatches
 from skvae._training import TensorBatches
 from tests._helpers import SMALL, data, outputs
 
@@ -271,13 +272,9 @@ def test_auto_places_new_rows_of_2d_maps_of_16_features_or_more(Estimator):
     # With or without the neighbour term.
     plain = Estimator(**SMALL, neighbor_weight=0).fit(X)
     assert plain._neighbor_codes["codes"].shape == (60, 2)
-    # "auto" keeps nothing on narrower data, for codes of other sizes, or
-    # above PLACEMENT_MAX_ROWS training rows (whose search would be slow).
+    # "auto" keeps nothing on narrower data or for codes of other sizes.
     assert Estimator(**SMALL).fit(X[:, :15])._neighbor_codes is None
     assert Estimator(3, **SMALL).fit(X)._neighbor_codes is None
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(skvae._plan, "PLACEMENT_MAX_ROWS", 59)
-        assert Estimator(**SMALL).fit(X)._neighbor_codes is None
     # True keeps them in all these cases.
     for forced in (
         Estimator(**SMALL, transform_neighbors=True).fit(X[:, :15]),
@@ -298,13 +295,102 @@ def test_partial_fit_keeps_no_codes_and_refuses_true(Estimator):
             Estimator(**SMALL, transform_neighbors=true).partial_fit(X)
 
 
-def test_streamed_data_keeps_no_codes_and_refuses_true(Estimator):
+@pytest.mark.parametrize("n_rows", [49, 50, 51, 80])
+def test_above_the_bound_a_fit_keeps_landmarks_drawn_at_random(
+    Estimator, monkeypatch, n_rows
+):
+    """Nothing jumps at a row count: up to LANDMARK_ROWS every training row
+    is kept, above it that many of them, and new rows are placed either way."""
+    monkeypatch.setattr(skvae._placement, "LANDMARK_ROWS", 50)
+    X = data(n_rows, 16)
+    fitted = Estimator(**SMALL).fit(X)
+    kept = fitted._neighbor_codes
+    assert kept["codes"].shape == (min(n_rows, 50), 2)
+    # The kept rows are training rows (in the search space: 16 features are
+    # not projected), a seeded draw of them.
+    standardized = ((X - fitted.mean_) / fitted.scale_).astype(np.float32)
+    matches = (kept["rows"][:, None] == standardized[None]).all(-1)
+    assert (matches.sum(1) == 1).all()
+    again = Estimator(**SMALL).fit(X)._neighbor_codes
+    np.testing.assert_array_equal(again["rows"], kept["rows"])
+    new = data(5, 16, seed=1)
+    assert not np.allclose(fitted.transform(new), fitted.encode(new))
+
+
+def test_landmarks_are_drawn_at_random_from_every_part_of_the_rows():
+    picked = landmarks(10 * LANDMARK_ROWS, seed=0)
+    assert len(picked) == len(np.unique(picked)) == LANDMARK_ROWS
+    assert (np.diff(picked) > 0).all()  # sorted: streamed rows read in one pass
+    counts = np.histogram(picked, bins=10, range=(0, 10 * LANDMARK_ROWS))[0]
+    assert counts.min() > 0.9 * LANDMARK_ROWS / 10
+    assert not np.array_equal(picked, landmarks(10 * LANDMARK_ROWS, seed=1))
+    np.testing.assert_array_equal(landmarks(7, seed=0), np.arange(7))
+
+
+def test_landmarks_search_their_own_principal_components(Estimator):
+    X = data(80, PROJECTION_DIMS + 10)
+    fitted = Estimator(**SMALL, transform_neighbors=True).fit(X)
+    kept = fitted._neighbor_codes
+    standardized = (X - fitted.mean_) / fitted.scale_
+    pca = PCA(PROJECTION_DIMS, svd_solver="full").fit(standardized)
+    np.testing.assert_allclose(kept["center"], pca.mean_, atol=1e-6)
+    # The same axes, up to their signs.
+    overlap = np.abs(kept["components"] @ pca.components_.T)
+    np.testing.assert_allclose(overlap, np.eye(PROJECTION_DIMS), atol=1e-4)
+    projected = (standardized - kept["center"]) @ kept["components"].T
+    np.testing.assert_allclose(kept["rows"], projected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_streamed_and_in_memory_rows_give_the_same_landmarks(
+    Estimator, monkeypatch, tmp_path, early_stopping
+):
+    """One rule on every path: the landmarks read from a memmap a block at a
+    time, their projection, graph and refined codes are those of the rows in
+    memory, for one fitted encoder (validation rows left out alike)."""
+    monkeypatch.setattr(skvae._placement, "LANDMARK_ROWS", 70)
+    X = data(120, PROJECTION_DIMS + 10).astype(np.float32)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    memmap = np.load(path, mmap_mode="r")
+    params = dict(SMALL, early_stopping=early_stopping, validation_fraction=0.25)
+    params["buffer_size"] = X.shape[1] * 4 * 8 * 7  # blocks of 7 rows
+    fitted = Estimator(**params).fit(memmap)
+    kept = fitted._neighbor_codes
+    assert fitted.transform_neighbors_ and kept["codes"].shape == (70, 2)
+    # The same estimator's rows in memory: the training rows in the order the
+    # stream holds them.
+    streamed = StreamedArray(memmap, fitted.buffer_size, check=np.asarray)
+    split = validation_split(
+        streamed, 0.25 if early_stopping else None, np.random.RandomState(0)
+    )
+    source = StreamedBatches(
+        streamed, fitted.mean_, fitted.scale_, 8, torch.device("cpu"),
+        split.order, keep=False,
+    )  # fmt: skip
+    training = np.concatenate(list(source.rows_at(np.arange(len(source)))))
+    in_memory = TensorBatches(torch.from_numpy(training), 8)
+    a = fitted._keep_neighbor_codes(source, seed=3)
+    b = fitted._keep_neighbor_codes(in_memory, seed=3)
+    assert a["components"].shape == (PROJECTION_DIMS, X.shape[1])
+    for name in ("rows", "codes", "center", "components"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5)
+    if not early_stopping:  # the stream's rows are all training rows
+        standardized = ((X - fitted.mean_) / fitted.scale_).astype(np.float32)
+        np.testing.assert_allclose(training, standardized, rtol=1e-6)
+        kept = standardized[landmarks(len(X), 3)]
+        projected = (kept - a["center"]) @ a["components"].T
+        np.testing.assert_allclose(a["rows"], projected, rtol=1e-4, atol=1e-5)
+
+
+def test_dask_fits_place_new_rows(Estimator):
     dask_array = pytest.importorskip("dask.array")
-    X = dask_array.from_array(data(40, 16), chunks=10)
-    assert Estimator(**SMALL).fit(X)._neighbor_codes is None
-    params = dict(SMALL, neighbor_weight=0, transform_neighbors=True)
-    with pytest.raises(ValueError, match="transform_neighbors=True needs a fit"):
-        Estimator(**params).fit(X)
+    X = data(60, 16)
+    fitted = Estimator(**SMALL).fit(dask_array.from_array(X, chunks=10))
+    assert fitted.transform_neighbors_
+    assert fitted._neighbor_codes["codes"].shape == (60, 2)
+    new = data(5, 16, seed=1)
+    assert not np.allclose(fitted.transform(new), fitted.encode(new))
 
 
 # -- the batches -------------------------------------------------------------------
@@ -384,36 +470,6 @@ def test_fit_builds_one_graph_of_its_training_rows(Estimator, monkeypatch):
     estimator = Estimator(**params)
     estimator.partial_fit(data(30, seed=1)).partial_fit(data(20, seed=2))
     assert shapes[2:] == [(30, 5), (20, 5)]
-
-
-@pytest.mark.parametrize("neighbor_weight", [0.0, 1.0])
-def test_the_term_and_placement_share_one_search_and_one_projection(
-    Estimator, monkeypatch, neighbor_weight
-):
-    """One graph per fit, whether it serves placement alone or the term too:
-    placement keeps the graph's projected rows and projection."""
-    graphs, projections = [], []
-
-    def record(X, random_state):
-        graphs.append(neighbor_graph(X, random_state))
-        return graphs[-1]
-
-    def count(X, random_state):
-        projections.append(X.shape)
-        return search_space(X, random_state)
-
-    search_space = skvae._graph.search_space
-    monkeypatch.setattr(skvae._data, "neighbor_graph", record)
-    monkeypatch.setattr(skvae._graph, "search_space", count)
-    X = data(80, PROJECTION_DIMS + 10)
-    fitted = Estimator(
-        **SMALL, neighbor_weight=neighbor_weight, transform_neighbors=True
-    ).fit(X)
-    assert len(graphs) == 1 and projections == [(80, PROJECTION_DIMS + 10)]
-    kept = fitted._neighbor_codes
-    assert kept["rows"] is graphs[0].rows
-    assert kept["components"] is graphs[0].components
-    assert kept["rows"].shape == (80, PROJECTION_DIMS)
 
 
 def test_the_setting_changes_the_fit_and_is_seeded(Estimator):

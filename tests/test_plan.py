@@ -9,7 +9,6 @@ from skvae import AutoencoderTransformer, VAETransformer
 from skvae._plan import (
     MIN_EPOCHS,
     MIN_STEPS,
-    PLACEMENT_MAX_ROWS,
     network_settings,
     plan_fit,
 )
@@ -45,17 +44,22 @@ def test_wider_data_and_other_dimensions_get_no_term():
     assert not (three.pairs or three.transform_neighbors)
 
 
-def test_placement_stops_above_its_row_limit():
-    assert plan(PLACEMENT_MAX_ROWS, 64).transform_neighbors
-    assert not plan(PLACEMENT_MAX_ROWS + 1, 64).transform_neighbors
+def test_placement_has_no_row_limit():
+    # The landmarks bound what placement keeps (test_neighbors.py), not the plan.
+    for n_rows in (10, 99_999, 100_001, 10**7):
+        assert plan(n_rows, 64).transform_neighbors
+        assert plan(n_rows, 64, streamed=True).transform_neighbors
 
 
 @pytest.mark.parametrize("how", ["streamed", "incremental"])
-def test_streamed_and_partial_fit_auto_leave_the_term_and_placement_out(how):
+def test_streamed_and_partial_fit_auto_leave_the_term_out(how):
     p = plan(1000, 64, **{how: True})
-    assert not (p.pairs or p.transform_neighbors)
+    assert not p.pairs
     assert p.neighbor_weight == 0.0 and p.input_noise == 0.0
     assert p.max_iter == (1 if how == "incremental" else MIN_STEPS // 4)
+    # Streamed fits place new rows among landmarks read from the stream;
+    # partial_fit keeps the encoder's map.
+    assert p.transform_neighbors == (how == "streamed")
 
 
 def test_explicit_settings_that_a_path_cannot_do_are_refused():
@@ -98,13 +102,13 @@ def test_the_plan_is_visible_after_fit(Estimator, tmp_path):
     assert fitted.input_noise_ == "pairs"
     assert fitted.transform_neighbors_ is True
     assert fitted.batch_size_ == 60 and fitted.max_iter_ == SMALL["max_iter"]
-    # Streamed: the encoder's map, no term.
+    # Streamed: placed among landmarks read from the stream; no term.
     path = tmp_path / "X.npy"
     np.save(path, X)
     streamed = Estimator(**SMALL).fit(np.load(path, mmap_mode="r"))
     assert streamed.neighbor_weight_ == 0.0 and streamed.input_noise_ == 0.0
-    assert streamed.transform_neighbors_ is False
-    np.testing.assert_array_equal(streamed.transform(X), streamed.encode(X))
+    assert streamed.transform_neighbors_ is True
+    assert not np.allclose(streamed.transform(X), streamed.encode(X))
     # partial_fit: one epoch, and the kept codes are dropped (training moves them).
     fitted.partial_fit(X)
     assert fitted.max_iter_ == 1 and fitted.transform_neighbors_ is False
