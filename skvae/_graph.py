@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 # UMAP's default neighbourhood size.
 N_NEIGHBORS = 15
@@ -136,8 +135,18 @@ def _search(X: np.ndarray, k: int, random_state: int):
             index = NNDescent(X, n_neighbors=k + 1, random_state=random_state)
             indices, distances = index.neighbor_graph
             return distances[:, 1:], indices[:, 1:].astype(np.int64)
-    # kneighbors() without X leaves each row out of its own neighbours.
-    return NearestNeighbors(n_neighbors=k).fit(X).kneighbors()
+    # The block search of new rows, each row among all of them: its memory
+    # is a block, where scikit-learn's brute search takes up to its
+    # working_memory (1 GB), and streamed fits search their landmarks.
+    rows = torch.from_numpy(np.ascontiguousarray(X, np.float32))
+    distances, indices = nearest(rows, rows, k + 1)
+    # Leave each row out of its own neighbours: its own entry (at distance 0),
+    # or the farthest where k + 1 copies of it tie at 0 and it fell out.
+    own = indices == torch.arange(len(rows))[:, None]
+    drop = torch.where(own.any(1), own.int().argmax(1), k)
+    keep = torch.ones_like(own).scatter_(1, drop[:, None], False)
+    shape = (len(rows), k)
+    return distances[keep].view(shape).numpy(), indices[keep].view(shape).numpy()
 
 
 def nearest(queries, rows, k: int, *, row_norms=None):

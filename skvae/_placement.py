@@ -59,6 +59,9 @@ REFINING_ROUNDS = 2
 # 10,000 0.782 (design notes, "Landmarks").
 LANDMARK_ROWS = 2**16
 
+# Rows refined at a time (``neighbor_codes``).
+REFINING_BLOCK_ROWS = 2**14
+
 # How many nearest training rows place a new row (UMAP's transform: its
 # n_neighbors).
 PLACEMENT_NEIGHBORS = N_NEIGHBORS
@@ -111,7 +114,14 @@ def neighbor_codes(graph: NeighborGraph, codes: np.ndarray, device="cpu") -> dic
         indices = torch.as_tensor(graph.indices, device=device)
         z = torch.from_numpy(refined).to(device, precise_dtype(device))
         for _ in range(REFINING_ROUNDS):
-            z = _climb(z, distances, z[indices], _placement_scale(z))
+            scale, moved = _placement_scale(z), torch.empty_like(z)
+            # A block of rows at a time: the climb's temporaries hold k values
+            # per row, and a streamed fit's memory is bounded.
+            for start in range(0, len(z), REFINING_BLOCK_ROWS):
+                part = slice(start, start + REFINING_BLOCK_ROWS)
+                neighbors = z[indices[part]]
+                moved[part] = _climb(z[part], distances[part], neighbors, scale)
+            z = moved
         refined = z.float().cpu().numpy()
     return {
         "rows": graph.rows,
