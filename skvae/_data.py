@@ -98,7 +98,7 @@ def training_rows_at(data, positions: np.ndarray):
         return
     X = (data.plain if data.paired else data).X
     for start in range(0, len(positions), LANDMARK_BLOCK_ROWS):
-        picked = torch.as_tensor(positions[start : start + LANDMARK_BLOCK_ROWS])
+        picked = torch.from_numpy(positions[start : start + LANDMARK_BLOCK_ROWS])
         yield X[picked.to(X.device)].cpu().numpy()
 
 

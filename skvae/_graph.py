@@ -142,7 +142,7 @@ def _search(X: np.ndarray, k: int, random_state: int):
     distances, indices = nearest(rows, rows, k + 1)
     # Leave each row out of its own neighbours: its own entry (at distance 0),
     # or the farthest where k + 1 copies of it tie at 0 and it fell out.
-    own = indices == torch.arange(len(rows))[:, None]
+    own = indices == torch.arange(len(rows), device=rows.device)[:, None]
     drop = torch.where(own.any(1), own.int().argmax(1), k)
     keep = torch.ones_like(own).scatter_(1, drop[:, None], False)
     shape = (len(rows), k)

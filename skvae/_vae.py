@@ -187,14 +187,15 @@ class VAETransformer(BaseAutoencoder):
         needs every row in memory). 0 turns it off; a number > 0 needs rows
         in memory. The value used is ``neighbor_weight_``.
     transform_neighbors : bool or "auto", default="auto"
-        Whether the fit keeps its training rows' codes so that ``transform``
+        Whether the fit keeps training rows' codes so that ``transform``
         places each new row among the codes of its 15 nearest training rows,
-        as UMAP's ``transform`` does. "auto": for 2-D codes of data of 16
-        features or more, fitted in memory by ``fit`` on at most 100,000 rows.
-        ``False`` keeps nothing; ``True`` needs a fit on rows in memory. What
-        the fit did is ``transform_neighbors_``; after any fit, :meth:`encode`
-        returns the encoder's own codes, and ``partial_fit`` drops the kept
-        codes (its training moves them).
+        as UMAP's ``transform`` does. It keeps at most 65,536 rows (about
+        14 MB), drawn at random from larger data, in memory or streamed.
+        "auto": for 2-D codes of data of 16 features or more, fitted by
+        ``fit``. ``False`` keeps nothing; ``True`` needs ``fit``. What the fit
+        did is ``transform_neighbors_``; after any fit, :meth:`encode` returns
+        the encoder's own codes, and ``partial_fit`` drops the kept codes (its
+        training moves them).
     beta : float, default=1.0
         Weight of the KL term (1 is the true ELBO; more favours a smoother,
         more prior-like latent space).
