@@ -8,6 +8,7 @@ about networks or estimators.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -37,6 +38,19 @@ DEVICE_SEARCH_BLOCK_VALUES = 2**27
 # Candidates beyond the k nearest that the float32 search hands on to the
 # exact float64 distances (``nearest``).
 SEARCH_MARGIN = 8
+
+
+# New rows are searched among many kept rows through an index of cells
+# (inverted lists, as faiss' IVF): k-means cells of about CELL_ROWS rows each,
+# of which each new row searches the PROBED_CELLS whose centres are nearest.
+# Where the rows make no more cells than that, every row is searched: the
+# search is exact. Fashion-MNIST's 10,000 test rows among 65,536 kept rows
+# (234 cells): 99.3% of the exact 15 nearest found, test 5-NN of the placed
+# codes 0.8017 against 0.8025, 0.92 s against 3.2 s (design notes,
+# "Landmarks").
+CELL_ROWS = 256
+PROBED_CELLS = 8
+KMEANS_ROUNDS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +190,103 @@ def nearest(queries, rows, k: int, *, row_norms=None):
         found_distances, found = differences.square().sum(-1).topk(k, largest=False)
         distances[start : start + step] = found_distances.sqrt()
         indices[start : start + step] = candidates.gather(1, found)
+    return distances, indices
+
+
+def cells(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' cells for ``probed_nearest``: an order of the rows that
+    groups them by cell, and where each cell starts in it (the last entry is
+    the number of rows).
+
+    ``len(rows) // CELL_ROWS`` k-means cells (``KMEANS_ROUNDS`` rounds from
+    rows evenly spaced in their order: no randomness), empty ones dropped;
+    a single cell where that is at most ``PROBED_CELLS``.
+    """
+    n_cells = len(rows) // CELL_ROWS
+    if n_cells <= PROBED_CELLS:
+        return np.arange(len(rows)), np.array([0, len(rows)])
+    x = torch.from_numpy(np.ascontiguousarray(rows, np.float32))
+    centres = x[torch.linspace(0, len(x) - 1, n_cells).round().long()]
+    for _ in range(KMEANS_ROUNDS + 1):
+        # The nearest centre by |c|^2 - 2 x.c (|x|^2 is the same for all).
+        cell = torch.addmm(centres.square().sum(1), x, centres.T, alpha=-2).argmin(1)
+        counts = torch.bincount(cell, minlength=n_cells)
+        sums = torch.zeros_like(centres).index_add_(0, cell, x)
+        centres = torch.where(
+            counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres
+        )
+    order = torch.argsort(cell, stable=True)
+    counts = counts[counts > 0]
+    starts = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+    return order.numpy(), starts.numpy()
+
+
+def probed_nearest(queries, rows, cell_starts, centres, k: int, *, row_norms):
+    """``nearest`` through the rows' cells (``cells``): each query's ``k``
+    nearest among the rows of its ``PROBED_CELLS`` nearest ``centres``.
+
+    ``rows`` are grouped by cell, cell i from ``cell_starts[i]``, and
+    ``centres`` are the cells' means (tensors on the rows' device). Rows
+    beyond the probed cells are never looked at: the cost per query is that
+    of about ``PROBED_CELLS * CELL_ROWS`` rows, however many are kept.
+    """
+    n_cells = len(centres)
+    if n_cells <= PROBED_CELLS:
+        return nearest(queries, rows, k, row_norms=row_norms)
+    sizes = cell_starts.diff()
+    width = int(sizes.max())
+    n_candidates = min(k + SEARCH_MARGIN, PROBED_CELLS * width)
+    block_values = (
+        SEARCH_BLOCK_VALUES if rows.device.type == "cpu" else DEVICE_SEARCH_BLOCK_VALUES
+    )
+    step = max(1, block_values // (PROBED_CELLS * width))
+    precise = precise_dtype(rows.device)
+    starts = cell_starts.tolist()
+    distances = torch.empty(len(queries), k, dtype=precise, device=rows.device)
+    indices = torch.empty(len(queries), k, dtype=torch.int64, device=rows.device)
+    for start in range(0, len(queries), step):
+        block = queries[start : start + step]
+        centre_distances = torch.addmm(
+            centres.square().sum(1), block, centres.T, alpha=-2
+        )
+        probes = centre_distances.topk(PROBED_CELLS, largest=False).indices
+        # The probed cells' squared distances (less |q|^2, the same for a
+        # query's every row), one (query, probe) pair per row of the table;
+        # infinite past the end of a cell.
+        table = torch.full(
+            (len(block), PROBED_CELLS, width), math.inf, device=rows.device
+        )
+        flat = probes.flatten()
+        pairs = flat.argsort(stable=True)
+        counts = torch.bincount(flat, minlength=n_cells).tolist()
+        first = 0
+        for cell, count in enumerate(counts):
+            if not count:
+                continue
+            pair = pairs[first : first + count]
+            first += count
+            query, probe = pair // PROBED_CELLS, pair % PROBED_CELLS
+            low, high = starts[cell], starts[cell + 1]
+            table[query, probe, : high - low] = torch.addmm(
+                row_norms[low:high], block[query], rows[low:high].T, alpha=-2
+            )
+        found, position = table.view(len(block), -1).topk(n_candidates, largest=False)
+        cell = probes.gather(1, position // width)
+        candidates = cell_starts[cell] + position % width
+        valid = torch.isfinite(found)
+        candidates = torch.where(valid, candidates, 0)
+        # As in nearest: the candidates' exact distances pick the k nearest.
+        differences = block[:, None].to(precise) - rows[candidates].to(precise)
+        squared = differences.square().sum(-1).masked_fill(~valid, math.inf)
+        found_distances, found = squared.topk(k, largest=False)
+        distances[start : start + step] = found_distances.sqrt()
+        indices[start : start + step] = candidates.gather(1, found)
+    # Probed cells of fewer than k rows in all (k-means' cells are uneven):
+    # those queries are searched among every row.
+    short = ~torch.isfinite(distances[:, -1])
+    if short.any():
+        exact = nearest(queries[short], rows, k, row_norms=row_norms)
+        distances[short], indices[short] = exact
     return distances, indices
 
 

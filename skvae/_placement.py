@@ -17,9 +17,10 @@ import torch
 from ._graph import (
     N_NEIGHBORS,
     NeighborGraph,
-    nearest,
+    cells,
     precise_dtype,
     principal_axes,
+    probed_nearest,
     project,
     projected_graph,
 )
@@ -123,11 +124,13 @@ def neighbor_codes(graph: NeighborGraph, codes: np.ndarray, device="cpu") -> dic
                 moved[part] = _climb(z[part], distances[part], neighbors, scale)
             z = moved
         refined = z.float().cpu().numpy()
+    order, cell_starts = cells(graph.rows)
     return {
-        "rows": graph.rows,
-        "codes": refined,
+        "rows": graph.rows[order],
+        "codes": refined[order],
         "center": graph.center,
         "components": graph.components,
+        "cell_starts": cell_starts,
     }
 
 
@@ -153,6 +156,17 @@ def check_neighbor_codes(state, n_features: int, n_components: int) -> None:
         raise ValueError(f"the training codes are not {len(rows)} x {n_components}")
     if not np.isfinite(codes).all():
         raise ValueError("the training codes are not all finite")
+    starts = state.get("cell_starts")  # files before the cells: one cell
+    if starts is not None and not (
+        isinstance(starts, np.ndarray)
+        and starts.ndim == 1
+        and starts.dtype.kind in "iu"
+        and len(starts) >= 2
+        and starts[0] == 0
+        and starts[-1] == len(rows)
+        and (np.diff(starts) > 0).all()
+    ):
+        raise ValueError("the training rows' cells do not fit the rows")
 
 
 class CodePlacement:
@@ -188,6 +202,15 @@ class CodePlacement:
                 for name in ("center", "components")
             )
         self.k = min(PLACEMENT_NEIGHBORS, len(self.rows))
+        starts = state.get("cell_starts")
+        if starts is None:
+            starts = np.array([0, len(self.rows)])
+        self.cell_starts = torch.as_tensor(starts, dtype=torch.int64, device=device)
+        # Each cell's centre: the mean of its rows.
+        sizes = self.cell_starts.diff()
+        cell = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes)
+        sums = torch.zeros(len(sizes), self.rows.shape[1], device=device)
+        self.centres = sums.index_add_(0, cell, self.rows) / sizes[:, None]
 
     def __call__(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:
@@ -196,7 +219,14 @@ class CodePlacement:
         x = x.float()
         start = codes.to(self.codes.dtype)
         ok = torch.isfinite(x).all(1) & torch.isfinite(start).all(1)
-        distances, indices = nearest(x, self.rows, self.k, row_norms=self.row_norms)
+        distances, indices = probed_nearest(
+            x,
+            self.rows,
+            self.cell_starts,
+            self.centres,
+            self.k,
+            row_norms=self.row_norms,
+        )
         placed = _climb(start, distances, self.codes[indices], self.scale)
         return torch.where(ok[:, None], placed, start).to(codes.dtype)
 

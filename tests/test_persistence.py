@@ -411,6 +411,17 @@ CRAFTED = {
         _set("attributes", "_neighbor_codes", value=_neighbor_codes(4, 5, 3, 2)),
         "not 4 x 2",
     ),
+    "neighbor_cells_past_the_rows": (
+        _set(
+            "attributes",
+            "_neighbor_codes",
+            value=dict(
+                _neighbor_codes(4, 5, 4),
+                cell_starts={"__ndarray__": torch.tensor([0, 2, 5])},
+            ),
+        ),
+        "cells do not fit",
+    ),
     "neighbor_codes_nan": (
         _set(
             "attributes",
