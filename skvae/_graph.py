@@ -1,9 +1,10 @@
-"""The neighbour graph of a fit's training rows, and the exact block search.
+"""Neighbour graphs and searches: the rows' projection, exact block searches,
+and the cells that bound the search of new rows.
 
-One search per ``fit``: the graph serves the neighbour term's pairs (``_data.py``)
-and placement's refining of the training codes (``_placement.py``). The same
-projection places new rows at ``transform``, where ``nearest`` finds their
-neighbours among the kept rows on the inference device. Nothing here knows
+A fit finds the graph of its training rows where the neighbour term pairs them
+(``_data.py``), and that of its landmarks, whose codes placement refines
+(``_placement.py``); at ``transform`` ``probed_nearest`` finds new rows'
+neighbours among the landmarks on the inference device. Nothing here knows
 about networks or estimators.
 """
 
